@@ -1,0 +1,91 @@
+#include "common/files.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/ids.h"
+
+namespace fpgahost {
+namespace fs = std::filesystem;
+
+Status EnsureWritableDir(const fs::path& dir, unsigned mode) {
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    // Create parents with the default mode, the leaf with `mode`.
+    if (dir.has_parent_path()) fs::create_directories(dir.parent_path(), ec);
+    if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) {
+      return ErrnoError(fmt::format("cannot create directory {}", dir.string()), errno);
+    }
+  }
+  if (!fs::is_directory(dir, ec)) {
+    return FailedPreconditionError(fmt::format("{} is not a directory", dir.string()));
+  }
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return ErrnoError(fmt::format("directory {} is not writable", dir.string()), errno);
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::string> ReadFile(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(fmt::format("cannot open {}", path.string()), errno);
+  std::string out;
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return ErrnoError(fmt::format("cannot read {}", path.string()), err);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+Status WriteFileAtomically(const fs::path& path, std::string_view contents, unsigned mode) {
+  fs::path tmp = path;
+  tmp += ".tmp-" + RandomHex(6);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return ErrnoError(fmt::format("cannot create {}", tmp.string()), errno);
+  auto fail = [&](std::string_view what) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return ErrnoError(fmt::format("cannot {} {}", what, tmp.string()), err);
+  };
+  size_t done = 0;
+  while (done < contents.size()) {
+    ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail("write");
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) return fail("fsync");
+  if (::close(fd) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return ErrnoError(fmt::format("cannot close {}", tmp.string()), err);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return ErrnoError(fmt::format("cannot rename {} to {}", tmp.string(), path.string()), err);
+  }
+  fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::Ok();
+}
+
+}  // namespace fpgahost
