@@ -139,15 +139,17 @@ class [[nodiscard]] StatusOr {
 #define FPGAHOST_CONCAT(a, b) FPGAHOST_CONCAT_INNER(a, b)
 
 // Returns from the enclosing function when `expr` (a Status) is not OK.
-#define RETURN_IF_ERROR(expr)                            \
-  do {                                                   \
-    ::fpgahost::Status fpgahost_status_ = (expr);        \
-    if (!fpgahost_status_.ok()) return fpgahost_status_; \
+#define RETURN_IF_ERROR(expr) \
+  RETURN_IF_ERROR_IMPL(FPGAHOST_CONCAT(fpgahost_status_, __COUNTER__), expr)
+#define RETURN_IF_ERROR_IMPL(tmp, expr) \
+  do {                                  \
+    ::fpgahost::Status tmp = (expr);    \
+    if (!tmp.ok()) return tmp;          \
   } while (false)
 
 // `ASSIGN_OR_RETURN(auto x, Foo());` declares x from a StatusOr or returns its error.
 #define ASSIGN_OR_RETURN(lhs, expr) \
-  ASSIGN_OR_RETURN_IMPL(FPGAHOST_CONCAT(fpgahost_statusor_, __LINE__), lhs, expr)
+  ASSIGN_OR_RETURN_IMPL(FPGAHOST_CONCAT(fpgahost_statusor_, __COUNTER__), lhs, expr)
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                          \
   if (!tmp.ok()) return tmp.status();         \

@@ -1,0 +1,32 @@
+#include "host/api/api.h"
+
+#include <fmt/format.h>
+
+namespace fpgahost::api {
+
+http::Handler Authed(TokenAuthenticator& auth, Role min_role, AuthedHandler handler) {
+  return [&auth, min_role, handler = std::move(handler)](http::Request& req,
+                                                         http::Responder respond) {
+    StatusOr<Principal> who = auth.Authenticate(req.Header("authorization"));
+    if (!who.ok()) return respond(http::ErrorResponse(who.status(), req.request_id));
+    if (min_role == Role::kOperator && who->role != Role::kOperator) {
+      return respond(http::ErrorResponse(
+          PermissionDeniedError(fmt::format("{} {} needs an operator token", req.method, req.path),
+                                "OPERATOR_ONLY"),
+          req.request_id));
+    }
+    handler(req, *who, std::move(respond));
+  };
+}
+
+void RespondFromPool(ThreadPool& pool, const http::Request& request, http::Responder respond,
+                     std::function<StatusOr<Json>()> work, unsigned ok_status) {
+  pool.Post([request_id = request.request_id, respond = std::move(respond), work = std::move(work),
+             ok_status]() {
+    StatusOr<Json> result = work();
+    if (!result.ok()) return respond(http::ErrorResponse(result.status(), request_id));
+    respond(http::JsonResponse(result->dump(), ok_status));
+  });
+}
+
+}  // namespace fpgahost::api

@@ -1,0 +1,40 @@
+// The REST API's shared plumbing: what handlers get to work with, and the wrappers that
+// authenticate a caller before a handler runs.
+#pragma once
+
+#include <chrono>
+#include <functional>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/thread_pool.h"
+#include "host/auth/tokens.h"
+#include "host/http/errors.h"
+#include "host/http/router.h"
+#include "host/store/state_store.h"
+
+namespace fpgahost::api {
+
+struct ApiContext {
+  TokenAuthenticator& auth;
+  StateStore& store;
+  const Clock& clock;
+  ThreadPool& blocking;  // where handlers run anything that may block
+  std::chrono::steady_clock::time_point started;
+};
+
+using AuthedHandler = std::function<void(http::Request&, const Principal&, http::Responder)>;
+
+// A handler that first authenticates the caller: 401 without a valid token, 403 when the
+// role is below `min_role`.
+http::Handler Authed(TokenAuthenticator& auth, Role min_role, AuthedHandler handler);
+
+// Runs `work` on the blocking pool and answers with its result: 200 (or `ok_status`) and
+// the JSON it returns, or the error envelope.
+void RespondFromPool(ThreadPool& pool, const http::Request& request, http::Responder respond,
+                     std::function<StatusOr<Json>()> work, unsigned ok_status = 200);
+
+// Routes of the system API: /v1/health, /v1/version, /v1/whoami, /v1/tenants.
+void RegisterSystemRoutes(http::Router& router, ApiContext& ctx);
+
+}  // namespace fpgahost::api

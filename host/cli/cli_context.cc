@@ -1,0 +1,106 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <ostream>
+
+#include "host/cli/command.h"
+
+namespace fpgahost::cli {
+
+StatusOr<Json> CliContext::Call(std::string_view method, std::string_view target, const Json* body,
+                                bool needs_token) {
+  if (needs_token && token_.empty()) {
+    return UnauthenticatedError(
+        "this command needs a token: pass --token-file FILE (or --token, or set "
+        "FPGAHOST_TOKEN_FILE / FPGAHOST_TOKEN)");
+  }
+  ASSIGN_OR_RETURN(http::Endpoint ep, http::ParseEndpoint(endpoint_));
+  http::ClientRequest req;
+  req.method = std::string(method);
+  req.target = std::string(target);
+  if (!token_.empty()) req.headers["Authorization"] = "Bearer " + token_;
+  if (body != nullptr) {
+    req.body = body->dump();
+    req.headers["Content-Type"] = "application/json";
+  }
+  ASSIGN_OR_RETURN(http::ClientResponse res, http::Send(ep, req));
+  Json parsed = Json::parse(res.body, nullptr, /*allow_exceptions=*/false);
+  if (res.status >= 200 && res.status < 300) {
+    if (parsed.is_discarded()) {
+      return InternalError(
+          fmt::format("the server answered {} with a body that is not JSON", res.status));
+    }
+    return parsed;
+  }
+  if (!parsed.is_discarded() && parsed.contains("error") && parsed["error"].is_object()) {
+    const Json& e = parsed["error"];
+    std::string code = e.value("code", "ERROR");
+    std::string message = e.value("message", "");
+    // The HTTP status decides the Status code, so the CLI can tell 4xx from 5xx.
+    StatusCode sc = res.status >= 500 ? StatusCode::kInternal : StatusCode::kInvalidArgument;
+    if (res.status == 401) sc = StatusCode::kUnauthenticated;
+    if (res.status == 403) sc = StatusCode::kPermissionDenied;
+    if (res.status == 404) sc = StatusCode::kNotFound;
+    if (res.status == 409) sc = StatusCode::kConflict;
+    return Status(sc, message, code);
+  }
+  return InternalError(fmt::format("the server answered HTTP {}", res.status));
+}
+
+namespace {
+
+std::string Cell(const Json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_null()) return "-";
+  return v.dump();
+}
+
+}  // namespace
+
+void PrintObject(CliContext& ctx, const Json& value) {
+  if (ctx.output() == OutputFormat::kJson || !value.is_object()) {
+    ctx.out() << value.dump(2) << "\n";
+    return;
+  }
+  size_t width = 0;
+  for (const auto& [k, v] : value.items()) width = std::max(width, k.size());
+  for (const auto& [k, v] : value.items()) {
+    ctx.out() << fmt::format("{:<{}}  {}\n", k, width, Cell(v));
+  }
+}
+
+void PrintTable(CliContext& ctx, const Json& rows, const std::vector<std::string>& columns) {
+  if (ctx.output() == OutputFormat::kJson) {
+    ctx.out() << rows.dump(2) << "\n";
+    return;
+  }
+  std::vector<size_t> widths;
+  for (const auto& c : columns) widths.push_back(c.size());
+  std::vector<std::vector<std::string>> cells;
+  for (const auto& row : rows) {
+    std::vector<std::string> line;
+    for (size_t i = 0; i < columns.size(); ++i) {
+      line.push_back(row.contains(columns[i]) ? Cell(row[columns[i]]) : "-");
+      widths[i] = std::max(widths[i], line.back().size());
+    }
+    cells.push_back(std::move(line));
+  }
+  auto print_line = [&](const std::vector<std::string>& line) {
+    std::string text;
+    for (size_t i = 0; i < line.size(); ++i) {
+      text += i + 1 < line.size() ? fmt::format("{:<{}}  ", line[i], widths[i]) : line[i];
+    }
+    ctx.out() << text << "\n";
+  };
+  std::vector<std::string> header;
+  for (const auto& c : columns) {
+    std::string upper = c;
+    std::transform(upper.begin(), upper.end(), upper.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+    header.push_back(upper);
+  }
+  print_line(header);
+  for (const auto& line : cells) print_line(line);
+}
+
+}  // namespace fpgahost::cli

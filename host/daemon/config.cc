@@ -1,0 +1,136 @@
+#include "host/daemon/config.h"
+
+#include <fmt/format.h>
+
+#include <boost/program_options.hpp>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "common/logging.h"
+
+namespace fpgahost {
+namespace po = boost::program_options;
+
+namespace {
+
+// "127.0.0.1:8080" or "[::1]:8080" into address and port.
+Status ParseListen(std::string_view text, DaemonConfig& config) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return InvalidArgumentError(
+        fmt::format("listen '{}' must be ADDRESS:PORT, e.g. 127.0.0.1:8080", text));
+  }
+  std::string_view host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  std::string_view port = text.substr(colon + 1);
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || ptr != port.data() + port.size() || value > 65535) {
+    return InvalidArgumentError(
+        fmt::format("listen '{}' has a bad port '{}' (0-65535; 0 picks a free one)", text, port));
+  }
+  config.listen_address = std::string(host);
+  config.listen_port = static_cast<uint16_t>(value);
+  return Status::Ok();
+}
+
+template <typename T>
+Status CheckRange(std::string_view key, T value, T lo, T hi) {
+  if (value < lo || value > hi) {
+    return InvalidArgumentError(
+        fmt::format("{} = {} is out of range ({} to {})", key, value, lo, hi));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string DefaultDataDir() {
+  const char* xdg = std::getenv("XDG_DATA_HOME");  // NOLINT(concurrency-mt-unsafe): at start
+  if (xdg != nullptr && *xdg != '\0') return std::string(xdg) + "/fpgahost";
+  const char* home = std::getenv("HOME");  // NOLINT(concurrency-mt-unsafe): at start
+  return std::string(home != nullptr ? home : ".") + "/.local/share/fpgahost";
+}
+
+StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* argv) {
+  ParsedCommandLine out;
+  DaemonConfig& c = out.config;
+  std::string listen;
+  int64_t idle_seconds = c.idle_timeout.count();
+  int64_t max_header = static_cast<int64_t>(c.max_header_bytes);
+  int64_t max_body = static_cast<int64_t>(c.max_body_bytes);
+
+  po::options_description cli_only("Command line");
+  cli_only.add_options()("help,h", "print this help and exit")(
+      "version", "print the version and exit")("config,c", po::value<std::string>(),
+                                               "read options from this file (key = value)");
+
+  po::options_description settings("Settings (command line or config file)");
+  settings.add_options()("data-dir", po::value<std::string>(&c.data_dir),
+                         "state, tokens and images (default: $XDG_DATA_HOME/fpgahost or "
+                         "~/.local/share/fpgahost)")(
+      "listen", po::value<std::string>(&listen)->default_value("127.0.0.1:8080"),
+      "API address:port; port 0 picks a free one")(
+      "libvirt-uri", po::value<std::string>(&c.libvirt_uri)->default_value(c.libvirt_uri),
+      "libvirt connection (qemu:///system in production)")(
+      "sysfs-root", po::value<std::string>(&c.sysfs_root)->default_value(c.sysfs_root),
+      "where PCI devices are found (an emulated tree in development)")(
+      "xrt-library", po::value<std::string>(&c.xrt_library)->default_value(c.xrt_library),
+      "XRT library loaded at run time to program cards")(
+      "log-level", po::value<std::string>(&c.log_level)->default_value(c.log_level),
+      "trace, debug, info, warn, error or off")(
+      "http-threads", po::value<int>(&c.http_threads)->default_value(c.http_threads),
+      "API I/O threads")("http-max-header-bytes",
+                         po::value<int64_t>(&max_header)->default_value(max_header),
+                         "largest request header accepted (431 above)")(
+      "http-max-body-bytes", po::value<int64_t>(&max_body)->default_value(max_body),
+      "largest JSON request body accepted (413 above)")(
+      "http-idle-timeout", po::value<int64_t>(&idle_seconds)->default_value(idle_seconds),
+      "seconds before an idle connection is closed");
+
+  po::options_description all;
+  all.add(cli_only).add(settings);
+  std::ostringstream usage;
+  usage << "Usage: fpgahostd [options]\n\nRuns the fpgahost host manager.\n\n" << all;
+  out.usage = usage.str();
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+    if (vm.count("config") != 0u) {
+      std::string path = vm["config"].as<std::string>();
+      std::ifstream file(path);
+      if (!file) {
+        return InvalidArgumentError(fmt::format("cannot read config file '{}'", path));
+      }
+      try {
+        po::store(po::parse_config_file(file, settings, /*allow_unregistered=*/false), vm);
+      } catch (const po::error& e) {
+        return InvalidArgumentError(fmt::format("{}: {}", path, e.what()));
+      }
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return InvalidArgumentError(e.what());
+  }
+  out.help = vm.count("help") != 0u;
+  out.version = vm.count("version") != 0u;
+
+  RETURN_IF_ERROR(ParseListen(listen, c));
+  if (c.data_dir.empty()) c.data_dir = DefaultDataDir();
+  RETURN_IF_ERROR(ParseLogLevel(c.log_level).status());
+  RETURN_IF_ERROR(CheckRange<int64_t>("http-threads", c.http_threads, 1, 64));
+  RETURN_IF_ERROR(CheckRange<int64_t>("http-max-header-bytes", max_header, 1024, 1 << 20));
+  RETURN_IF_ERROR(CheckRange<int64_t>("http-max-body-bytes", max_body, 1024, int64_t{1} << 34));
+  RETURN_IF_ERROR(CheckRange<int64_t>("http-idle-timeout", idle_seconds, 1, 3600));
+  c.max_header_bytes = static_cast<size_t>(max_header);
+  c.max_body_bytes = static_cast<size_t>(max_body);
+  c.idle_timeout = std::chrono::seconds(idle_seconds);
+  return out;
+}
+
+}  // namespace fpgahost

@@ -1,0 +1,43 @@
+// fpgahostd's configuration: command-line options and an optional config file
+// (`--config FILE`, INI-style `key = value`), both parsed by Boost.Program_options.
+// The command line wins over the file. Unknown keys and bad values are errors that name
+// the key. See docs/fpgahostd.conf.example for every key.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+
+namespace fpgahost {
+
+struct DaemonConfig {
+  std::string data_dir;  // state, tokens, images; default ~/.local/share/fpgahost
+  std::string listen_address = "127.0.0.1";
+  uint16_t listen_port = 8080;
+  std::string libvirt_uri = "test:///default";
+  std::string sysfs_root = "/sys";
+  std::string xrt_library = "libxrt_coreutil.so.2";
+  std::string log_level = "info";
+  int http_threads = 2;
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 1024 * 1024;
+  std::chrono::seconds idle_timeout{60};
+};
+
+struct ParsedCommandLine {
+  DaemonConfig config;
+  bool help = false;     // --help: print `usage` and exit 0
+  bool version = false;  // --version
+  std::string usage;
+};
+
+// Parses argv (and the file named by --config). Errors are InvalidArgument with one line
+// naming the option or key and the problem, e.g. "unknown option 'listn' in fpgahostd.conf".
+StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* argv);
+
+// The default data dir: $XDG_DATA_HOME/fpgahost, else $HOME/.local/share/fpgahost.
+std::string DefaultDataDir();
+
+}  // namespace fpgahost

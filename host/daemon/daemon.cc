@@ -1,0 +1,126 @@
+#include "host/daemon/daemon.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "common/files.h"
+#include "common/thread_pool.h"
+#include "host/api/api.h"
+#include "host/auth/tokens.h"
+#include "host/http/http_server.h"
+#include "host/store/state_store.h"
+
+namespace fpgahost {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Holds an exclusive flock on <data dir>/fpgahostd.lock for the daemon's lifetime, so two
+// daemons never share one state store.
+class DataDirLock {
+ public:
+  static StatusOr<std::unique_ptr<DataDirLock>> Acquire(const fs::path& dir) {
+    fs::path path = dir / "fpgahostd.lock";
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return ErrnoError(fmt::format("cannot open {}", path.string()), errno);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return FailedPreconditionError(
+          fmt::format("another fpgahostd is already using data dir {}", dir.string()),
+          "DATA_DIR_IN_USE");
+    }
+    return std::unique_ptr<DataDirLock>(new DataDirLock(fd));
+  }
+  ~DataDirLock() { ::close(fd_); }
+  DataDirLock(const DataDirLock&) = delete;
+  DataDirLock& operator=(const DataDirLock&) = delete;
+
+ private:
+  explicit DataDirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// On the first start (no tokens at all), creates an operator token (tenant "admin") and a
+// customer token for the "demo" tenant, each in a file only the owner can read.
+Status CreateFirstTokens(TokenAuthenticator& auth, Daemon::Started& started) {
+  if (auth.HasTokens()) return Status::Ok();
+  fs::path dir = started.data_dir / "tokens";
+  RETURN_IF_ERROR(EnsureWritableDir(dir, 0700));
+  started.operator_token_file = dir / "operator.token";
+  started.demo_token_file = dir / "demo.token";
+  auto write_file = [&](const IssuedToken& token) {
+    const fs::path& file = token.principal.role == Role::kOperator ? started.operator_token_file
+                                                                   : started.demo_token_file;
+    return WriteFileAtomically(file, token.secret + "\n", 0600);
+  };
+  RETURN_IF_ERROR(auth.IssueTokens({{"admin", Role::kOperator, "created at first start"},
+                                    {"demo", Role::kCustomer, "created at first start"}},
+                                   write_file)
+                      .status());
+  started.created_tokens = true;
+  return Status::Ok();
+}
+
+}  // namespace
+
+struct Daemon::Parts {
+  Started started;
+  std::unique_ptr<DataDirLock> lock;
+  std::unique_ptr<StateStore> store;
+  std::unique_ptr<TokenAuthenticator> auth;
+  std::unique_ptr<ThreadPool> blocking;
+  std::unique_ptr<api::ApiContext> api;
+  std::unique_ptr<http::HttpServer> server;
+};
+
+StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
+  auto parts = std::make_unique<Parts>();
+  // Bind first: a port in use must fail before anything is written to the data dir.
+  http::ServerOptions options;
+  options.address = config.listen_address;
+  options.port = config.listen_port;
+  options.threads = config.http_threads;
+  options.max_header_bytes = config.max_header_bytes;
+  options.max_body_bytes = config.max_body_bytes;
+  options.idle_timeout = config.idle_timeout;
+  ASSIGN_OR_RETURN(parts->server, http::HttpServer::Listen(options));
+  parts->started.port = parts->server->port();
+
+  parts->started.data_dir = fs::absolute(config.data_dir);
+  const fs::path& dir = parts->started.data_dir;
+  RETURN_IF_ERROR(EnsureWritableDir(dir, 0700).WithContext("data dir"));
+  ASSIGN_OR_RETURN(parts->lock, DataDirLock::Acquire(dir));
+  ASSIGN_OR_RETURN(parts->store, StateStore::Open((dir / "state.db").string()));
+  parts->auth = std::make_unique<TokenAuthenticator>(*parts->store, RealClock());
+  RETURN_IF_ERROR(parts->auth->Load());
+  RETURN_IF_ERROR(CreateFirstTokens(*parts->auth, parts->started));
+
+  parts->blocking = std::make_unique<ThreadPool>(4);
+  parts->api = std::make_unique<api::ApiContext>(api::ApiContext{*parts->auth, *parts->store,
+                                                                 RealClock(), *parts->blocking,
+                                                                 std::chrono::steady_clock::now()});
+  auto router = std::make_unique<http::Router>();
+  api::RegisterSystemRoutes(*router, *parts->api);
+  parts->server->Serve(std::move(router));
+  return std::unique_ptr<Daemon>(new Daemon(std::move(parts)));
+}
+
+Daemon::Daemon(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+Daemon::~Daemon() { Shutdown(); }
+
+const Daemon::Started& Daemon::started() const { return parts_->started; }
+
+void Daemon::Shutdown() {
+  if (!parts_) return;
+  // Order matters: stop taking requests, finish queued work, then close the store.
+  parts_->server->Shutdown();
+  parts_->blocking->Shutdown();
+  parts_->server.reset();
+  parts_.reset();
+}
+
+}  // namespace fpgahost

@@ -1,0 +1,208 @@
+#include "host/http/http_server.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+#include "common/json.h"
+#include "host/http/errors.h"
+#include "host/http/http_client.h"
+#include "tests/support/raw_http.h"
+
+namespace fpgahost::http {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RawConnection;
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void Start(ServerOptions options = {}) {
+    options.port = 0;
+    auto router = std::make_unique<Router>();
+    router->Add("GET", "/echo/{word}", [](Request& req, Responder respond) {
+      Json body = {{"word", req.params.at("word")}, {"q", req.query["q"]}};
+      respond(JsonResponse(body.dump()));
+    });
+    router->Add("POST", "/body", [](Request& req, Responder respond) {
+      respond(JsonResponse(Json{{"size", req.body.size()}}.dump()));
+    });
+    router->Add(
+        "POST", "/small",
+        [](Request& req, Responder respond) {
+          respond(JsonResponse(Json{{"size", req.body.size()}}.dump()));
+        },
+        RouteOptions{.max_body_bytes = 10});
+    // Answers from another thread once the test releases it: a long poll.
+    router->Add("GET", "/later", [this](Request&, Responder respond) {
+      std::thread([this, respond = std::move(respond)] {
+        release_.get_future().wait();
+        respond(JsonResponse("{\"late\":true}"));
+      }).detach();
+      entered_.set_value();
+    });
+    auto server = HttpServer::Listen(options);
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(*server);
+    server_->Serve(std::move(router));
+  }
+
+  StatusOr<ClientResponse> Get(const std::string& target) {
+    ClientRequest req;
+    req.target = target;
+    return Send(Endpoint{"127.0.0.1", server_->port()}, req);
+  }
+
+  std::promise<void> entered_;
+  std::promise<void> release_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+Json ErrorOf(const std::string& raw_response) {
+  size_t body = raw_response.find("\r\n\r\n");
+  if (body == std::string::npos) return Json();
+  Json j = Json::parse(raw_response.substr(body + 4), nullptr, false);
+  return j.is_discarded() ? Json() : j["error"];
+}
+
+TEST_F(HttpServerTest, RoutesWithParamsQueryAndRequestId) {
+  Start();
+  auto r = Get("/echo/hello?q=a%20b");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200u);
+  EXPECT_EQ(Json::parse(r->body), (Json{{"word", "hello"}, {"q", "a b"}}));
+  EXPECT_TRUE(r->headers.at("x-request-id").starts_with("req-"));
+}
+
+TEST_F(HttpServerTest, UnknownPathAndMethodGetTheEnvelope) {
+  Start();
+  auto r = Get("/nothing");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 404u);
+  Json e = Json::parse(r->body)["error"];
+  EXPECT_EQ(e["code"], "UNKNOWN_PATH");
+  EXPECT_EQ(e["request_id"], r->headers.at("x-request-id"));
+  ClientRequest del;
+  del.method = "DELETE";
+  del.target = "/echo/x";
+  auto d = Send(Endpoint{"127.0.0.1", server_->port()}, del);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->status, 405u);
+}
+
+TEST_F(HttpServerTest, MalformedRequestGets400AndServerKeepsServing) {
+  Start();
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.connected());
+  c.Send("GARBAGE\x01\x02 / HTTP/9\r\n\r\n");
+  std::string res = c.Read(2s);
+  EXPECT_TRUE(res.starts_with("HTTP/1.1 400")) << res;
+  EXPECT_EQ(ErrorOf(res)["code"], "MALFORMED_REQUEST");
+  auto ok = Get("/echo/still");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->status, 200u);
+}
+
+TEST_F(HttpServerTest, OversizedHeaderGets431) {
+  ServerOptions o;
+  o.max_header_bytes = 2048;
+  Start(o);
+  RawConnection c(server_->port());
+  c.Send("GET /echo/x HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(4096, 'a') + "\r\n\r\n");
+  std::string res = c.Read(2s);
+  EXPECT_TRUE(res.starts_with("HTTP/1.1 431")) << res.substr(0, 100);
+  EXPECT_EQ(ErrorOf(res)["code"], "HEADER_TOO_LARGE");
+}
+
+TEST_F(HttpServerTest, OversizedBodyGets413PerRouteLimit) {
+  Start();
+  ClientRequest req;
+  req.method = "POST";
+  req.target = "/small";
+  req.body = std::string(11, 'x');
+  auto r = Send(Endpoint{"127.0.0.1", server_->port()}, req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 413u);
+  EXPECT_EQ(Json::parse(r->body)["error"]["code"], "BODY_TOO_LARGE");
+  req.target = "/body";  // the server-wide default (1 MiB) lets it through
+  auto ok = Send(Endpoint{"127.0.0.1", server_->port()}, req);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(Json::parse(ok->body)["size"], 11);
+}
+
+TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  Start();
+  RawConnection c(server_->port());
+  c.Send("GET /echo/one HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_NE(c.Read(2s, "one\"}").find("200 OK"), std::string::npos);
+  c.Send("GET /echo/two HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_NE(c.Read(2s, "two\"}").find("\"two\""), std::string::npos);
+}
+
+TEST_F(HttpServerTest, IdleConnectionIsClosed) {
+  ServerOptions o;
+  o.idle_timeout = 200ms;
+  Start(o);
+  RawConnection c(server_->port());
+  std::string got = c.Read(5s);
+  EXPECT_TRUE(got.empty());
+  EXPECT_TRUE(c.closed());
+}
+
+TEST_F(HttpServerTest, HandlerMayAnswerLaterFromAnotherThread) {
+  Start();
+  auto pending = std::async(std::launch::async, [this] { return Get("/later"); });
+  entered_.get_future().wait();
+  // While one request waits, the server still answers others.
+  auto other = Get("/echo/meanwhile");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->status, 200u);
+  release_.set_value();
+  auto r = pending.get();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(Json::parse(r->body)["late"], true);
+}
+
+TEST_F(HttpServerTest, ShutdownLetsInFlightRequestFinish) {
+  Start();
+  auto pending = std::async(std::launch::async, [this] { return Get("/later"); });
+  entered_.get_future().wait();
+  auto stopper = std::async(std::launch::async, [this] { server_->Shutdown(); });
+  std::this_thread::sleep_for(100ms);
+  release_.set_value();
+  stopper.get();
+  auto r = pending.get();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200u);
+}
+
+TEST_F(HttpServerTest, PortInUseIsAClearError) {
+  Start();
+  ServerOptions o;
+  o.port = server_->port();
+  auto second = HttpServer::Listen(o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().reason(), "ADDRESS_IN_USE");
+  EXPECT_NE(second.status().message().find("already in use"), std::string_view::npos);
+}
+
+TEST(HttpErrorsTest, StatusTableCoversTheApiContract) {
+  EXPECT_EQ(HttpStatusFor(StatusCode::kInvalidArgument), 400u);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kUnauthenticated), 401u);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kPermissionDenied), 403u);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kNotFound), 404u);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kConflict), 409u);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kPayloadTooLarge), 413u);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kResourceExhausted), 429u);
+  EXPECT_EQ(HttpStatusFor(StatusCode::kInternal), 500u);
+  Response r = ErrorResponse(UnauthenticatedError("no token", "MISSING_TOKEN"), "req-1");
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_EQ(
+      Json::parse(r.body),
+      (Json{{"error",
+             {{"code", "MISSING_TOKEN"}, {"message", "no token"}, {"request_id", "req-1"}}}}));
+}
+
+}  // namespace
+}  // namespace fpgahost::http
