@@ -10,6 +10,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <limits>
 #include <list>
 #include <optional>
 #include <thread>
@@ -86,7 +87,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
   }
-  ~Connection() { shared_.connections.Remove(this); }
+  ~Connection() {
+    AbortSink(UnavailableError("fpgahostd is shutting down", "UPLOAD_INTERRUPTED"));
+    shared_.connections.Remove(this);
+  }
 
   void Start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
@@ -103,9 +107,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   void ReadHeader() {
     if (shared_.stopping) return Close();
+    stream_parser_.reset();
+    match_ = Router::Match();
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(shared_.options.max_header_bytes));
-    parser_->body_limit(shared_.options.max_body_bytes);
+    // The body limit depends on the route, known only once the header is in (OnHeader).
+    parser_->body_limit(std::numeric_limits<uint64_t>::max());
     awaiting_request_ = true;
     stream_.expires_after(shared_.options.idle_timeout);
     bhttp::async_read_header(
@@ -135,7 +142,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
           "MALFORMED_REQUEST"));
     }
     match_ = shared_.router->Find(request_.method, request_.path);
-    if (match_.handler == nullptr) {
+    if (!match_.found()) {
       // The body (if any) is not read: close afterwards so it is not taken for a request.
       keep_alive_ = false;
       if (match_.path_known) {
@@ -148,15 +155,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return Fail(
           NotFoundError(fmt::format("no such resource: {}", request_.path), "UNKNOWN_PATH"));
     }
-    if (match_.options.max_body_bytes != 0) {
-      // Beast checks a declared Content-Length against the limit only while parsing the
-      // header, before the route was known; check it again for the route's own limit.
-      parser_->body_limit(match_.options.max_body_bytes);
-      auto declared = parser_->content_length();
-      if (declared && *declared > match_.options.max_body_bytes) {
-        return OnReadError(bhttp::error::body_limit, /*in_header=*/false);
-      }
+    // Beast checks a declared Content-Length against the limit only while parsing the
+    // header, so check it here; a chunked body is checked as it arrives.
+    parser_->body_limit(BodyLimit());
+    auto declared = parser_->content_length();
+    if (declared && *declared > BodyLimit()) {
+      return OnReadError(bhttp::error::body_limit, /*in_header=*/false);
     }
+    if (match_.stream_handler != nullptr) return StartStream();
     bhttp::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code e, size_t) { self->OnBody(e); });
@@ -167,8 +173,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.expires_never();  // the handler may take its time (long polls)
     request_.body = std::move(parser_->get().body());
     request_.params = std::move(match_.params);
+    (*match_.handler)(request_, MakeResponder());
+  }
+
+  size_t BodyLimit() const {
+    return match_.options.max_body_bytes != 0 ? match_.options.max_body_bytes
+                                              : shared_.options.max_body_bytes;
+  }
+
+  Responder MakeResponder() {
     auto responded = std::make_shared<std::atomic<bool>>(false);
-    Responder respond = [self = shared_from_this(), responded](Response response) {
+    return [self = shared_from_this(), responded](Response response) {
       if (responded->exchange(true)) {
         spdlog::error("handler for {} responded twice; second response dropped",
                       self->request_.path);
@@ -177,7 +192,62 @@ class Connection : public std::enable_shared_from_this<Connection> {
       asio::post(self->stream_.get_executor(),
                  [self, r = std::move(response)]() mutable { self->Write(std::move(r)); });
     };
-    (*match_.handler)(request_, std::move(respond));
+  }
+
+  // Streaming routes: the body goes piece by piece to the route's BodySink, through one
+  // fixed buffer, so memory does not grow with the body.
+  void StartStream() {
+    request_.params = std::move(match_.params);
+    sink_ = (*match_.stream_handler)(request_, MakeResponder());
+    if (!sink_) {
+      keep_alive_ = false;  // refused before the body: it stays unread
+      return;
+    }
+    stream_parser_.emplace(std::move(*parser_));
+    stream_parser_->body_limit(BodyLimit());
+    piece_.resize(kStreamPieceBytes);
+    ReadPiece();
+  }
+
+  void ReadPiece() {
+    if (stream_parser_->is_done()) {
+      stream_.expires_never();
+      std::unique_ptr<BodySink> sink = std::move(sink_);
+      return sink->Finish();
+    }
+    auto& body = stream_parser_->get().body();
+    body.data = piece_.data();
+    body.size = piece_.size();
+    body.more = true;
+    stream_.expires_after(shared_.options.idle_timeout);
+    bhttp::async_read(
+        stream_, buffer_, *stream_parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnPiece(ec); });
+  }
+
+  void OnPiece(beast::error_code ec) {
+    if (ec == bhttp::error::need_buffer) ec = {};
+    size_t got = piece_.size() - stream_parser_->get().body().size;
+    if (ec) {
+      AbortSink(ec == bhttp::error::body_limit
+                    ? PayloadTooLargeError("request body is over the limit", "BODY_TOO_LARGE")
+                    : UnavailableError(fmt::format("upload ended early: {}", ec.message()),
+                                       "UPLOAD_INTERRUPTED"));
+      return OnReadError(ec, /*in_header=*/false);
+    }
+    if (got > 0) {
+      Status s = sink_->Write(std::string_view(piece_.data(), got));
+      if (!s.ok()) {
+        AbortSink(s);
+        keep_alive_ = false;
+        return Fail(s);
+      }
+    }
+    ReadPiece();
+  }
+
+  void AbortSink(const Status& why) {
+    if (std::unique_ptr<BodySink> sink = std::move(sink_)) sink->Abort(why);
   }
 
   void OnReadError(beast::error_code ec, bool in_header) {
@@ -198,10 +268,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
                   431);
     }
     if (ec == bhttp::error::body_limit) {
-      size_t limit = match_.options.max_body_bytes ? match_.options.max_body_bytes
-                                                   : shared_.options.max_body_bytes;
       return Fail(PayloadTooLargeError(
-          fmt::format("request body is over the limit of {} bytes", limit), "BODY_TOO_LARGE"));
+          fmt::format("request body is over the limit of {} bytes", BodyLimit()),
+          "BODY_TOO_LARGE"));
     }
     Fail(InvalidArgumentError(fmt::format("malformed HTTP request: {}", ec.message()),
                               "MALFORMED_REQUEST"));
@@ -270,7 +339,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::tcp_stream stream_;
   Shared& shared_;
   beast::flat_buffer buffer_;
+  static constexpr size_t kStreamPieceBytes = 256 * 1024;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::request_parser<bhttp::buffer_body>> stream_parser_;
+  std::unique_ptr<BodySink> sink_;
+  std::vector<char> piece_;
   Request request_;
   Router::Match match_;
   std::string remote_ = "-";

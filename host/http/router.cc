@@ -48,6 +48,12 @@ bool PercentDecode(std::string_view in, bool plus_is_space, std::string& out) {
 
 }  // namespace
 
+void Router::AddStreaming(std::string method, std::string pattern, StreamHandler handler,
+                          RouteOptions options) {
+  Add(std::move(method), std::move(pattern), nullptr, options);
+  routes_.back().stream_handler = std::move(handler);
+}
+
 void Router::Add(std::string method, std::string pattern, Handler handler, RouteOptions options) {
   Route r;
   r.method = std::move(method);
@@ -75,7 +81,11 @@ Router::Match Router::Find(std::string_view method, std::string_view path) const
     if (!ok) continue;
     result.path_known = true;
     if (r.method != method) continue;
-    result.handler = &r.handler;
+    if (r.stream_handler) {
+      result.stream_handler = &r.stream_handler;
+    } else {
+      result.handler = &r.handler;
+    }
     result.options = r.options;
     result.params = std::move(params);
     return result;

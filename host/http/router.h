@@ -22,9 +22,14 @@ struct RouteOptions {
 class Router {
  public:
   void Add(std::string method, std::string pattern, Handler handler, RouteOptions options = {});
+  // A route whose body is streamed to a BodySink instead of being read into memory.
+  void AddStreaming(std::string method, std::string pattern, StreamHandler handler,
+                    RouteOptions options = {});
 
   struct Match {
-    const Handler* handler = nullptr;  // null when nothing matched
+    const Handler* handler = nullptr;  // set for ordinary routes
+    const StreamHandler* stream_handler = nullptr;  // set for streaming routes
+    bool found() const { return handler != nullptr || stream_handler != nullptr; }
     RouteOptions options;
     std::map<std::string, std::string> params;
     bool path_known = false;  // the path matched some route, with another method
@@ -36,6 +41,7 @@ class Router {
     std::string method;
     std::vector<std::string> segments;
     Handler handler;
+    StreamHandler stream_handler;
     RouteOptions options;
   };
   std::vector<Route> routes_;

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "common/json.h"
@@ -16,8 +18,43 @@ namespace {
 using namespace std::chrono_literals;
 using testing::RawConnection;
 
+// Counts what it is given; refuses bodies that start with "BAD".
+class CountingSink : public BodySink {
+ public:
+  struct Events {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t pieces = 0;
+    size_t bytes = 0;
+    std::string aborted;  // reason of the Abort, if any
+  };
+  CountingSink(Responder respond, Events& events) : respond_(std::move(respond)), e_(events) {}
+  Status Write(std::string_view piece) override {
+    if (e_.bytes == 0 && piece.starts_with("BAD")) {
+      return InvalidArgumentError("body starts with BAD", "BAD_BODY");
+    }
+    std::lock_guard<std::mutex> lock(e_.mu);
+    e_.pieces++;
+    e_.bytes += piece.size();
+    return Status::Ok();
+  }
+  void Finish() override {
+    respond_(JsonResponse(Json{{"bytes", e_.bytes}, {"pieces", e_.pieces}}.dump()));
+  }
+  void Abort(const Status& why) override {
+    std::lock_guard<std::mutex> lock(e_.mu);
+    e_.aborted = std::string(why.reason());
+    e_.cv.notify_all();
+  }
+
+ private:
+  Responder respond_;
+  Events& e_;
+};
+
 class HttpServerTest : public ::testing::Test {
  protected:
+  CountingSink::Events sink_events_;
   void Start(ServerOptions options = {}) {
     options.port = 0;
     auto router = std::make_unique<Router>();
@@ -42,6 +79,16 @@ class HttpServerTest : public ::testing::Test {
       }).detach();
       entered_.set_value();
     });
+    router->AddStreaming(
+        "PUT", "/upload",
+        [this](Request& req, Responder respond) -> std::unique_ptr<BodySink> {
+          if (req.query.count("refuse") != 0u) {
+            respond(ErrorResponse(PermissionDeniedError("no"), req.request_id));
+            return nullptr;
+          }
+          return std::make_unique<CountingSink>(std::move(respond), sink_events_);
+        },
+        RouteOptions{.max_body_bytes = 8 << 20});
     auto server = HttpServer::Listen(options);
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(*server);
@@ -185,6 +232,67 @@ TEST_F(HttpServerTest, PortInUseIsAClearError) {
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().reason(), "ADDRESS_IN_USE");
   EXPECT_NE(second.status().message().find("already in use"), std::string_view::npos);
+}
+
+TEST_F(HttpServerTest, StreamingRouteGetsTheBodyInPieces) {
+  Start();
+  ClientRequest req;
+  req.method = "PUT";
+  req.target = "/upload";
+  req.body = std::string(3 << 20, 'x');
+  auto r = Send(Endpoint{"127.0.0.1", server_->port()}, req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200u) << r->body;
+  Json body = Json::parse(r->body);
+  EXPECT_EQ(body["bytes"], 3u << 20);
+  EXPECT_GT(body["pieces"].get<int>(), 1);
+}
+
+TEST_F(HttpServerTest, StreamingSinkErrorAnswersEarly) {
+  Start();
+  ClientRequest req;
+  req.method = "PUT";
+  req.target = "/upload";
+  req.body = "BAD" + std::string(1 << 20, 'x');
+  auto r = Send(Endpoint{"127.0.0.1", server_->port()}, req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 400u);
+  EXPECT_EQ(Json::parse(r->body)["error"]["code"], "BAD_BODY");
+  std::lock_guard<std::mutex> lock(sink_events_.mu);
+  EXPECT_EQ(sink_events_.aborted, "BAD_BODY");
+}
+
+TEST_F(HttpServerTest, StreamingRefusedBeforeTheBody) {
+  Start();
+  ClientRequest req;
+  req.method = "PUT";
+  req.target = "/upload?refuse";
+  req.body = std::string(1 << 20, 'x');
+  auto r = Send(Endpoint{"127.0.0.1", server_->port()}, req);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 403u);
+}
+
+TEST_F(HttpServerTest, StreamingOverTheRouteLimitIs413) {
+  Start();
+  RawConnection c(server_->port());
+  c.Send("PUT /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 9999999999\r\n\r\n");
+  std::string res = c.Read(2s);
+  EXPECT_TRUE(res.starts_with("HTTP/1.1 413")) << res;
+}
+
+TEST_F(HttpServerTest, ClientVanishingMidUploadAbortsTheSink) {
+  Start();
+  {
+    RawConnection c(server_->port());
+    c.Send("PUT /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n");
+    c.Send(std::string(300000, 'y'));
+    std::this_thread::sleep_for(100ms);
+  }  // closed with 700000 bytes missing
+  std::unique_lock<std::mutex> lock(sink_events_.mu);
+  ASSERT_TRUE(sink_events_.cv.wait_for(lock, 5s, [this] { return !sink_events_.aborted.empty(); }));
+  EXPECT_EQ(sink_events_.aborted, "UPLOAD_INTERRUPTED");
+  EXPECT_LE(sink_events_.bytes, 300000u);
 }
 
 TEST(HttpErrorsTest, StatusTableCoversTheApiContract) {
