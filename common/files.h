@@ -1,7 +1,9 @@
 // Small file-system helpers that return Status instead of throwing. Thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -19,5 +21,24 @@ StatusOr<std::string> ReadFile(const std::filesystem::path& path);
 // and fsyncs the directory: readers see the old file or the new one, never a part.
 Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents,
                            unsigned mode = 0644);
+
+// A whole file mapped read-only into memory, for parsers that want one contiguous span
+// without reading gigabytes into the heap. Unmapped on destruction. Move-only.
+class MappedFile {
+ public:
+  static StatusOr<MappedFile> Open(const std::filesystem::path& path);
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+
+  std::span<const uint8_t> bytes() const { return {data_, size_}; }
+
+ private:
+  MappedFile(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 }  // namespace fpgahost

@@ -4,7 +4,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <functional>
+#include <utility>
 
 namespace fpgahost {
 
@@ -13,7 +13,11 @@ class ThreadPool {
   explicit ThreadPool(int threads) : pool_(static_cast<size_t>(threads)) {}
   ~ThreadPool() { Shutdown(); }
 
-  void Post(std::function<void()> work) { boost::asio::post(pool_, std::move(work)); }
+  // `work` is any callable taking no arguments; it may be move-only.
+  template <typename F>
+  void Post(F&& work) {
+    boost::asio::post(pool_, std::forward<F>(work));
+  }
 
   // Runs what was already posted, then joins the threads. Idempotent.
   void Shutdown() { pool_.wait(); }

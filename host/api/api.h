@@ -13,6 +13,11 @@
 #include "host/http/router.h"
 #include "host/store/state_store.h"
 
+namespace fpgahost {
+class ImageRegistry;
+class BlobStore;
+}  // namespace fpgahost
+
 namespace fpgahost::api {
 
 struct ApiContext {
@@ -36,5 +41,9 @@ void RespondFromPool(ThreadPool& pool, const http::Request& request, http::Respo
 
 // Routes of the system API: /v1/health, /v1/version, /v1/whoami, /v1/tenants.
 void RegisterSystemRoutes(http::Router& router, ApiContext& ctx);
+
+// /v1/images and below.
+void RegisterImageRoutes(http::Router& router, ApiContext& ctx, ImageRegistry& registry,
+                         BlobStore& blobs);
 
 }  // namespace fpgahost::api

@@ -1,6 +1,8 @@
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <iostream>
 #include <ostream>
 
 #include "host/cli/command.h"
@@ -24,6 +26,41 @@ StatusOr<Json> CliContext::Call(std::string_view method, std::string_view target
     req.headers["Content-Type"] = "application/json";
   }
   ASSIGN_OR_RETURN(http::ClientResponse res, http::Send(ep, req));
+  return Decode(res);
+}
+
+StatusOr<Json> CliContext::Upload(std::string_view target, const std::string& file) {
+  if (token_.empty()) {
+    return UnauthenticatedError(
+        "this command needs a token: pass --token-file FILE (or --token, or set "
+        "FPGAHOST_TOKEN_FILE / FPGAHOST_TOKEN)");
+  }
+  ASSIGN_OR_RETURN(http::Endpoint ep, http::ParseEndpoint(endpoint_));
+  http::ClientRequest req;
+  req.method = "POST";
+  req.target = std::string(target);
+  req.headers["Authorization"] = "Bearer " + token_;
+  req.headers["Content-Type"] = "application/octet-stream";
+  req.timeout = std::chrono::minutes(10);
+  bool tty = ::isatty(2) != 0;
+  int last_percent = -1;
+  auto progress = [&](uint64_t sent, uint64_t total) {
+    int percent = total == 0 ? 100 : static_cast<int>(sent * 100 / total);
+    if (!tty || percent == last_percent) return;
+    last_percent = percent;
+    std::string bar(static_cast<size_t>(percent / 4), '#');
+    std::cerr << fmt::format("\r[{:<25}] {:3}%  {:.1f} / {:.1f} MiB", bar, percent,
+                             static_cast<double>(sent) / (1 << 20),
+                             static_cast<double>(total) / (1 << 20))
+              << std::flush;
+  };
+  StatusOr<http::ClientResponse> res = http::SendFile(ep, req, file, progress);
+  if (tty && last_percent >= 0) std::cerr << "\n";
+  if (!res.ok()) return res.status();
+  return Decode(*res);
+}
+
+StatusOr<Json> CliContext::Decode(const http::ClientResponse& res) {
   Json parsed = Json::parse(res.body, nullptr, /*allow_exceptions=*/false);
   if (res.status >= 200 && res.status < 300) {
     if (parsed.is_discarded()) {

@@ -37,7 +37,13 @@ class CliContext {
   StatusOr<Json> Call(std::string_view method, std::string_view target, const Json* body = nullptr,
                       bool needs_token = true);
 
+  // POSTs a file as the raw body, streamed, with a progress bar on stderr when it is a
+  // terminal.
+  StatusOr<Json> Upload(std::string_view target, const std::string& file);
+
  private:
+  StatusOr<Json> Decode(const http::ClientResponse& res);
+
   std::string endpoint_;
   std::string token_;
   OutputFormat output_;
@@ -59,6 +65,8 @@ class Command {
 
 // The command groups; main.cc lists them all.
 void AddSystemCommands(std::vector<std::unique_ptr<Command>>& out);
+void AddImageCommands(std::vector<std::unique_ptr<Command>>& out);
+void AddXclbinCommands(std::vector<std::unique_ptr<Command>>& out);
 
 // Prints `value` as JSON (--output json) or as aligned "key  value" lines.
 void PrintObject(CliContext& ctx, const Json& value);

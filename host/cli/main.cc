@@ -70,6 +70,8 @@ void PrintCommandList(const std::vector<std::unique_ptr<Command>>& commands,
 int Main(int argc, char** argv) {
   std::vector<std::unique_ptr<Command>> commands;
   AddSystemCommands(commands);
+  AddImageCommands(commands);
+  AddXclbinCommands(commands);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   // The command is the longest run of leading words (after any global options given

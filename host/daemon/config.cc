@@ -63,7 +63,9 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
   int64_t idle_seconds = c.idle_timeout.count();
   int64_t max_header = static_cast<int64_t>(c.max_header_bytes);
   int64_t max_body = static_cast<int64_t>(c.max_body_bytes);
+  int64_t image_max = static_cast<int64_t>(c.image_max_bytes);
 
+  // clang-format off: one option a line reads better than what the formatter makes of it.
   po::options_description cli_only("Command line");
   cli_only.add_options()("help,h", "print this help and exit")(
       "version", "print the version and exit")("config,c", po::value<std::string>(),
@@ -90,7 +92,19 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
       "http-max-body-bytes", po::value<int64_t>(&max_body)->default_value(max_body),
       "largest JSON request body accepted (413 above)")(
       "http-idle-timeout", po::value<int64_t>(&idle_seconds)->default_value(idle_seconds),
-      "seconds before an idle connection is closed");
+      "seconds before an idle connection is closed")(
+      "image-max-bytes", po::value<int64_t>(&image_max)->default_value(image_max),
+      "largest xclbin accepted for upload (413 above)")(
+      "image-modes", po::value<std::string>(&c.image_modes)->default_value(c.image_modes),
+      "xclbin modes accepted: hardware, emulation or all")(
+      "image-signature-policy",
+      po::value<std::string>(&c.image_signature_policy)->default_value(c.image_signature_policy),
+      "none, warn (a bad signature fails, a missing one warns) or require")(
+      "image-trusted-cert", po::value<std::vector<std::string>>(&c.image_trusted_certs),
+      "certificate (PEM or DER) trusted to sign xclbins; repeat for more")(
+      "shell-catalogue", po::value<std::string>(&c.shell_catalogue),
+      "JSON file of the shells this fleet has (default: the built-in catalogue)");
+  // clang-format on
 
   po::options_description all;
   all.add(cli_only).add(settings);
@@ -127,6 +141,17 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
   RETURN_IF_ERROR(CheckRange<int64_t>("http-max-header-bytes", max_header, 1024, 1 << 20));
   RETURN_IF_ERROR(CheckRange<int64_t>("http-max-body-bytes", max_body, 1024, int64_t{1} << 34));
   RETURN_IF_ERROR(CheckRange<int64_t>("http-idle-timeout", idle_seconds, 1, 3600));
+  RETURN_IF_ERROR(CheckRange<int64_t>("image-max-bytes", image_max, 1024, int64_t{1} << 40));
+  c.image_max_bytes = static_cast<uint64_t>(image_max);
+  if (c.image_modes != "hardware" && c.image_modes != "emulation" && c.image_modes != "all") {
+    return InvalidArgumentError(
+        fmt::format("image-modes '{}' is not one of hardware, emulation, all", c.image_modes));
+  }
+  if (c.image_signature_policy != "none" && c.image_signature_policy != "warn" &&
+      c.image_signature_policy != "require") {
+    return InvalidArgumentError(fmt::format(
+        "image-signature-policy '{}' is not one of none, warn, require", c.image_signature_policy));
+  }
   c.max_header_bytes = static_cast<size_t>(max_header);
   c.max_body_bytes = static_cast<size_t>(max_body);
   c.idle_timeout = std::chrono::seconds(idle_seconds);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -24,6 +25,13 @@ struct DaemonConfig {
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   std::chrono::seconds idle_timeout{60};
+
+  // Images.
+  uint64_t image_max_bytes = uint64_t{2} << 30;
+  std::string image_modes = "all";               // hardware | emulation | all
+  std::string image_signature_policy = "warn";   // none | warn | require
+  std::vector<std::string> image_trusted_certs;  // PEM or DER files
+  std::string shell_catalogue;                   // JSON file; empty: the built-in catalogue
 };
 
 struct ParsedCommandLine {

@@ -11,7 +11,10 @@
 #include "host/api/api.h"
 #include "host/auth/tokens.h"
 #include "host/http/http_server.h"
+#include "host/images/default_shells.h"
+#include "host/images/image_registry.h"
 #include "host/store/state_store.h"
+#include "images/blob_store.h"
 
 namespace fpgahost {
 namespace fs = std::filesystem;
@@ -64,6 +67,31 @@ Status CreateFirstTokens(TokenAuthenticator& auth, Daemon::Started& started) {
   return Status::Ok();
 }
 
+// The validator's options from the configuration; errors name the key.
+StatusOr<images::XclbinValidationOptions> ValidationOptions(const DaemonConfig& config) {
+  images::XclbinValidationOptions o;
+  if (config.shell_catalogue.empty()) {
+    ASSIGN_OR_RETURN(o.shells, images::ParseShellCatalogue(DefaultShellCatalogueJson(),
+                                                           "built-in shell catalogue"));
+  } else {
+    ASSIGN_OR_RETURN(o.shells, images::LoadShellCatalogue(config.shell_catalogue));
+  }
+  o.allowed_modes.clear();
+  if (config.image_modes != "emulation") o.allowed_modes = images::HardwareModes();
+  if (config.image_modes != "hardware") {
+    for (auto m : images::EmulationModes()) o.allowed_modes.push_back(m);
+  }
+  o.max_size = config.image_max_bytes;
+  o.signature_policy = *images::ParseSignaturePolicy(config.image_signature_policy);
+  std::vector<fs::path> certs(config.image_trusted_certs.begin(), config.image_trusted_certs.end());
+  if (!certs.empty()) {
+    auto trusted = images::TrustedCerts::Load(certs);
+    if (!trusted.ok()) return trusted.status().WithContext("image-trusted-cert");
+    o.trusted_certs = std::move(*trusted);
+  }
+  return o;
+}
+
 }  // namespace
 
 struct Daemon::Parts {
@@ -72,12 +100,15 @@ struct Daemon::Parts {
   std::unique_ptr<StateStore> store;
   std::unique_ptr<TokenAuthenticator> auth;
   std::unique_ptr<ThreadPool> blocking;
+  std::unique_ptr<BlobStore> blobs;
+  std::unique_ptr<ImageRegistry> images;
   std::unique_ptr<api::ApiContext> api;
   std::unique_ptr<http::HttpServer> server;
 };
 
 StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   auto parts = std::make_unique<Parts>();
+  ASSIGN_OR_RETURN(images::XclbinValidationOptions validation, ValidationOptions(config));
   // Bind first: a port in use must fail before anything is written to the data dir.
   http::ServerOptions options;
   options.address = config.listen_address;
@@ -99,11 +130,17 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   RETURN_IF_ERROR(CreateFirstTokens(*parts->auth, parts->started));
 
   parts->blocking = std::make_unique<ThreadPool>(4);
+  parts->blobs = std::make_unique<BlobStore>(dir / "images");
+  RETURN_IF_ERROR(parts->blobs->Init());
+  parts->images = std::make_unique<ImageRegistry>(*parts->store, *parts->blobs, RealClock(),
+                                                  *parts->blocking, std::move(validation));
+  RETURN_IF_ERROR(parts->images->Recover());
   parts->api = std::make_unique<api::ApiContext>(api::ApiContext{*parts->auth, *parts->store,
                                                                  RealClock(), *parts->blocking,
                                                                  std::chrono::steady_clock::now()});
   auto router = std::make_unique<http::Router>();
   api::RegisterSystemRoutes(*router, *parts->api);
+  api::RegisterImageRoutes(*router, *parts->api, *parts->images, *parts->blobs);
   parts->server->Serve(std::move(router));
   return std::unique_ptr<Daemon>(new Daemon(std::move(parts)));
 }

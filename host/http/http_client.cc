@@ -39,7 +39,12 @@ StatusOr<Endpoint> ParseEndpoint(std::string_view url) {
   return ep;
 }
 
-StatusOr<ClientResponse> Send(const Endpoint& endpoint, const ClientRequest& request) {
+namespace {
+
+// Connects, sends the request header and body produced by `write_body`, reads the answer.
+template <typename Body, typename WriteBody>
+StatusOr<ClientResponse> Exchange(const Endpoint& endpoint, const ClientRequest& request,
+                                  bhttp::request<Body>& req, WriteBody&& write_body) {
   asio::io_context ioc;
   beast::tcp_stream stream(ioc);
   beast::error_code ec;
@@ -56,7 +61,6 @@ StatusOr<ClientResponse> Send(const Endpoint& endpoint, const ClientRequest& req
     return UnavailableError(fmt::format("cannot connect to {}: {}", where, ec.message()));
   }
 
-  bhttp::request<bhttp::string_body> req;
   auto verb = bhttp::string_to_verb(request.method);
   if (verb == bhttp::verb::unknown) {
     return InvalidArgumentError(fmt::format("unknown HTTP method '{}'", request.method));
@@ -67,17 +71,16 @@ StatusOr<ClientResponse> Send(const Endpoint& endpoint, const ClientRequest& req
   req.set(bhttp::field::host, where);
   req.set(bhttp::field::user_agent, "fpgahost-cli");
   for (const auto& [k, v] : request.headers) req.set(k, v);
-  req.body() = request.body;
   req.prepare_payload();
 
-  stream.expires_after(request.timeout);
-  bhttp::write(stream, req, ec);
-  // A server may answer early (413) and stop reading; its answer is still worth reading.
-  beast::error_code write_error = ec;
+  // A server may answer early (413, 400) and stop reading; its answer is still worth
+  // reading, so a failed write is reported only if no answer can be read either.
+  beast::error_code write_error = write_body(stream, req, request.timeout);
 
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(std::numeric_limits<uint64_t>::max());
+  stream.expires_after(request.timeout);
   bhttp::read(stream, buffer, parser, ec);
   if (ec == beast::error::timeout) {
     return DeadlineExceededError(
@@ -99,6 +102,44 @@ StatusOr<ClientResponse> Send(const Endpoint& endpoint, const ClientRequest& req
   out.body = std::move(res.body());
   stream.socket().shutdown(tcp::socket::shutdown_both, ec);
   return out;
+}
+
+}  // namespace
+
+StatusOr<ClientResponse> Send(const Endpoint& endpoint, const ClientRequest& request) {
+  bhttp::request<bhttp::string_body> req;
+  req.body() = request.body;
+  return Exchange(endpoint, request, req,
+                  [](beast::tcp_stream& stream, auto& r, std::chrono::milliseconds timeout) {
+                    beast::error_code ec;
+                    stream.expires_after(timeout);
+                    bhttp::write(stream, r, ec);
+                    return ec;
+                  });
+}
+
+StatusOr<ClientResponse> SendFile(const Endpoint& endpoint, const ClientRequest& request,
+                                  const std::string& body_file,
+                                  const std::function<void(uint64_t, uint64_t)>& progress) {
+  bhttp::request<bhttp::file_body> req;
+  beast::error_code ec;
+  req.body().open(body_file.c_str(), beast::file_mode::scan, ec);
+  if (ec) return InvalidArgumentError(fmt::format("cannot read {}: {}", body_file, ec.message()));
+  uint64_t total = req.body().size();
+  return Exchange(endpoint, request, req,
+                  [&](beast::tcp_stream& stream, auto& r, std::chrono::milliseconds timeout) {
+                    beast::error_code wec;
+                    bhttp::request_serializer<bhttp::file_body> sr(r);
+                    uint64_t sent = 0;
+                    while (!sr.is_done()) {
+                      stream.expires_after(timeout);
+                      size_t n = bhttp::write_some(stream, sr, wec);
+                      if (wec) break;
+                      sent += n;
+                      if (progress) progress(std::min(sent, total), total);
+                    }
+                    return wec;
+                  });
 }
 
 }  // namespace fpgahost::http

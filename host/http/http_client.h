@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -38,5 +39,11 @@ struct ClientRequest {
 // cannot be reached ("cannot connect to 127.0.0.1:8080: Connection refused"),
 // DeadlineExceeded on timeout. An HTTP error status is not an error here.
 StatusOr<ClientResponse> Send(const Endpoint& endpoint, const ClientRequest& request);
+
+// As Send, with the body streamed from `body_file` (request.body is ignored) so memory stays
+// flat whatever the file's size. `progress`, when set, is called with bytes sent so far.
+StatusOr<ClientResponse> SendFile(
+    const Endpoint& endpoint, const ClientRequest& request, const std::string& body_file,
+    const std::function<void(uint64_t sent, uint64_t total)>& progress = nullptr);
 
 }  // namespace fpgahost::http

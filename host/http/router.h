@@ -27,7 +27,7 @@ class Router {
                     RouteOptions options = {});
 
   struct Match {
-    const Handler* handler = nullptr;  // set for ordinary routes
+    const Handler* handler = nullptr;               // set for ordinary routes
     const StreamHandler* stream_handler = nullptr;  // set for streaming routes
     bool found() const { return handler != nullptr || stream_handler != nullptr; }
     RouteOptions options;

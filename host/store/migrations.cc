@@ -33,9 +33,36 @@ CREATE TABLE events (
 CREATE INDEX events_by_subject ON events(subject, seq);
 )sql";
 
-constexpr std::array<Migration, 2> kMigrations{{
+constexpr std::string_view kImages = R"sql(
+CREATE TABLE images (
+  id            TEXT PRIMARY KEY,        -- img-<17 hex>
+  name          TEXT NOT NULL,
+  description   TEXT NOT NULL,
+  owner         TEXT NOT NULL REFERENCES tenants(name),
+  state         TEXT NOT NULL CHECK (state IN ('pending', 'available', 'failed', 'deleted')),
+  error_code    TEXT NOT NULL DEFAULT '',
+  error_message TEXT NOT NULL DEFAULT '',
+  sha256        TEXT NOT NULL,           -- names the blob in the image store
+  size          INTEGER NOT NULL,
+  details       TEXT NOT NULL DEFAULT '{}',  -- JSON: what validation found
+  public        INTEGER NOT NULL DEFAULT 0,
+  created_at    TEXT NOT NULL,
+  updated_at    TEXT NOT NULL
+);
+CREATE INDEX images_by_owner ON images(owner);
+CREATE INDEX images_by_sha256 ON images(sha256);
+CREATE TABLE image_permissions (
+  image_id  TEXT NOT NULL REFERENCES images(id),
+  tenant    TEXT NOT NULL,
+  PRIMARY KEY (image_id, tenant)
+);
+CREATE INDEX image_permissions_by_tenant ON image_permissions(tenant);
+)sql";
+
+constexpr std::array<Migration, 3> kMigrations{{
     {1, "tenants and API tokens", kTenantsAndTokens},
     {2, "events", kEvents},
+    {3, "images", kImages},
 }};
 
 }  // namespace
