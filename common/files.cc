@@ -107,8 +107,6 @@ StatusOr<MappedFile> MappedFile::Open(const fs::path& path) {
   int err = errno;
   ::close(fd);
   if (data == MAP_FAILED) return ErrnoError(fmt::format("cannot map {}", path.string()), err);
-  // Parsers read front to back; let the kernel read ahead.
-  ::madvise(data, size, MADV_SEQUENTIAL);
   return MappedFile(static_cast<const uint8_t*>(data), size);
 }
 

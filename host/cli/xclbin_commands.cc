@@ -5,6 +5,7 @@
 #include "common/files.h"
 #include "host/cli/command.h"
 #include "host/images/default_shells.h"
+#include "images/xclbin_file.h"
 #include "images/xclbin_report.h"
 #include "images/xclbin_validator.h"
 
@@ -91,8 +92,8 @@ class XclbinValidateCommand : public Command {
       ASSIGN_OR_RETURN(o.trusted_certs, images::TrustedCerts::Load(certs));
     }
     std::string path = vm["file"].as<std::string>();
-    ASSIGN_OR_RETURN(MappedFile file, MappedFile::Open(path));
-    StatusOr<images::ValidatedXclbin> v = images::ValidateXclbin(file.bytes(), o);
+    ASSIGN_OR_RETURN(images::XclbinFileResult file, images::ValidateXclbinFile(path, o));
+    const StatusOr<images::ValidatedXclbin>& v = file.validated;
     if (!v.ok()) return v.status().WithContext(path);
     Json warnings = Json::array();
     for (const auto& w : v->warnings)
@@ -102,6 +103,8 @@ class XclbinValidateCommand : public Command {
                    {"shell", v->shell},
                    {"mode", images::XclbinModeName(v->xclbin.header.mode)},
                    {"xclbin_uuid", images::FormatUuid(v->xclbin.header.uuid)},
+                   {"sha256", file.sha256},
+                   {"size", file.size},
                    {"signature", std::string(images::SignatureStateName(v->signature))},
                    {"warnings", warnings}};
     if (v->signer) result["signer"] = v->signer->subject;

@@ -206,6 +206,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_parser_.emplace(std::move(*parser_));
     stream_parser_->body_limit(BodyLimit());
     piece_.resize(kStreamPieceBytes);
+    // Beast reads at most the buffer's free capacity per call; a small buffer would make
+    // thousands of tiny reads (each with its timer and epoll round trip) per megabyte.
+    buffer_.reserve(kStreamPieceBytes);
     ReadPiece();
   }
 

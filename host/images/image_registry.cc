@@ -6,6 +6,7 @@
 #include "common/files.h"
 #include "common/ids.h"
 #include "host/store/events.h"
+#include "images/xclbin_file.h"
 
 namespace fpgahost {
 namespace {
@@ -197,13 +198,21 @@ void ImageRegistry::WaitIdle() {
 Status ImageRegistry::ValidatePending(const std::string& id) {
   ASSIGN_OR_RETURN(ImageRecord r, Load(id));
   if (r.state != "pending") return Status::Ok();
-  StatusOr<MappedFile> file = MappedFile::Open(blobs_.PathOf(r.sha256));
+  StatusOr<images::XclbinFileResult> file =
+      images::ValidateXclbinFile(blobs_.PathOf(r.sha256), options_);
   if (!file.ok()) {
     return Finish(id, DataLossError(fmt::format("the stored file of the image is unreadable: {}",
                                                 file.status().message()),
                                     "IMAGE_STORE_ERROR"));
   }
-  return Finish(id, images::ValidateXclbin(file->bytes(), options_));
+  // The blob is named by its digest: a mismatch means the disk changed it under us.
+  if (file->sha256 != r.sha256) {
+    return Finish(id, DataLossError(fmt::format("the stored file of the image no longer matches "
+                                                "its SHA-256 ({})",
+                                                r.sha256),
+                                    "IMAGE_STORE_ERROR"));
+  }
+  return Finish(id, file->validated);
 }
 
 Status ImageRegistry::Finish(const std::string& id,
