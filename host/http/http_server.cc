@@ -163,9 +163,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return OnReadError(bhttp::error::body_limit, /*in_header=*/false);
     }
     if (match_.stream_handler != nullptr) return StartStream();
-    bhttp::async_read(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code e, size_t) { self->OnBody(e); });
+    ContinueThen([self = shared_from_this()] {
+      bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
+                        [self](beast::error_code e, size_t) { self->OnBody(e); });
+    });
+  }
+
+  // A client that sent "Expect: 100-continue" (curl does for large bodies) waits for
+  // "100 Continue" before sending the body; tell it to go on once the request is accepted.
+  template <typename Next>
+  void ContinueThen(Next next) {
+    auto expect = request_.headers.find("expect");
+    if (expect == request_.headers.end() || !beast::iequals(expect->second, "100-continue")) {
+      return next();
+    }
+    auto res = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
+    bhttp::async_write(stream_, *res,
+                       [self = shared_from_this(), res, next](beast::error_code ec, size_t) {
+                         if (ec) return self->OnReadError(ec, /*in_header=*/false);
+                         next();
+                       });
   }
 
   void OnBody(beast::error_code ec) {
@@ -209,7 +226,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // Beast reads at most the buffer's free capacity per call; a small buffer would make
     // thousands of tiny reads (each with its timer and epoll round trip) per megabyte.
     buffer_.reserve(kStreamPieceBytes);
-    ReadPiece();
+    ContinueThen([self = shared_from_this()] { self->ReadPiece(); });
   }
 
   void ReadPiece() {

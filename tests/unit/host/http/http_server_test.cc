@@ -295,6 +295,21 @@ TEST_F(HttpServerTest, ClientVanishingMidUploadAbortsTheSink) {
   EXPECT_LE(sink_events_.bytes, 300000u);
 }
 
+TEST_F(HttpServerTest, ExpectContinueIsAnsweredBeforeTheBody) {
+  Start();
+  for (const char* route : {"/body", "/upload"}) {
+    RawConnection c(server_->port());
+    std::string method = std::string(route) == "/body" ? "POST" : "PUT";
+    c.Send(method + " " + route +
+           " HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    std::string interim = c.Read(2s, "\r\n\r\n");
+    EXPECT_TRUE(interim.starts_with("HTTP/1.1 100 Continue")) << route << ": " << interim;
+    c.Send("hello");
+    std::string final_answer = c.Read(2s, "}");
+    EXPECT_NE(final_answer.find("200 OK"), std::string::npos) << route << ": " << final_answer;
+  }
+}
+
 TEST(HttpErrorsTest, StatusTableCoversTheApiContract) {
   EXPECT_EQ(HttpStatusFor(StatusCode::kInvalidArgument), 400u);
   EXPECT_EQ(HttpStatusFor(StatusCode::kUnauthenticated), 401u);
