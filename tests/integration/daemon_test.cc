@@ -9,6 +9,7 @@
 #include "common/files.h"
 #include "common/json.h"
 #include "host/http/http_client.h"
+#include "tests/support/daemon_under_test.h"
 #include "tests/support/process.h"
 #include "tests/support/raw_http.h"
 #include "tests/support/temp_dir.h"
@@ -21,47 +22,7 @@ using testing::BackgroundProcess;
 using testing::BinaryPath;
 using testing::RunCommand;
 
-class Daemon {
- public:
-  explicit Daemon(const std::filesystem::path& data_dir, std::vector<std::string> extra = {})
-      : data_dir_(data_dir) {
-    std::vector<std::string> argv = {BinaryPath("fpgahostd").string(), "--data-dir",
-                                     data_dir.string(), "--listen", "127.0.0.1:0"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    process_ = std::make_unique<BackgroundProcess>(argv, data_dir.parent_path() / "stderr.log");
-    std::string line = process_->WaitForLine("listening on", 20s);
-    std::smatch m;
-    if (std::regex_search(line, m, std::regex(R"(http://127\.0\.0\.1:(\d+))"))) {
-      port_ = static_cast<uint16_t>(std::stoi(m[1]));
-      endpoint_ = m[0];
-    }
-  }
-  uint16_t port() const { return port_; }
-  const std::string& endpoint() const { return endpoint_; }
-  BackgroundProcess& process() { return *process_; }
-  std::string Token(const std::string& name) const {
-    auto t = ReadFile(data_dir_ / "tokens" / (name + ".token"));
-    return t.ok() ? t->substr(0, t->find('\n')) : "";
-  }
-
-  http::ClientResponse Call(const std::string& method, const std::string& target,
-                            const std::string& token = "", const std::string& body = "") {
-    http::ClientRequest req;
-    req.method = method;
-    req.target = target;
-    req.body = body;
-    if (!token.empty()) req.headers["Authorization"] = "Bearer " + token;
-    auto r = http::Send(http::Endpoint{"127.0.0.1", port_}, req);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : http::ClientResponse{};
-  }
-
- private:
-  std::filesystem::path data_dir_;
-  std::unique_ptr<BackgroundProcess> process_;
-  uint16_t port_ = 0;
-  std::string endpoint_;
-};
+using Daemon = testing::DaemonUnderTest;
 
 Json ErrorOf(const http::ClientResponse& r) {
   Json j = Json::parse(r.body, nullptr, false);

@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "host/http/http_client.h"
 #include "host/store/sqlite.h"
+#include "tests/support/daemon_under_test.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/process.h"
 #include "tests/support/raw_http.h"
@@ -51,41 +52,19 @@ class ImageUploadTest : public ::testing::Test {
  protected:
   void SetUp() override {
     SKIP_WITHOUT_SHARED_FIXTURES();
-    std::vector<std::string> argv = {testing::BinaryPath("fpgahostd").string(),
-                                     "--data-dir",
-                                     data_.string(),
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--image-max-bytes",
-                                     "1048576"};
-    daemon_ = std::make_unique<testing::BackgroundProcess>(argv, tmp_ / "stderr.log");
-    std::smatch m;
-    std::string line = daemon_->WaitForLine("listening on", 20s);
-    ASSERT_TRUE(std::regex_search(line, m, std::regex(R"(127\.0\.0\.1:(\d+))"))) << line;
-    port_ = static_cast<uint16_t>(std::stoi(m[1]));
-    endpoint_ = "http://127.0.0.1:" + std::string(m[1]);
-    demo_ = Token("demo");
-    operator_ = Token("operator");
+    daemon_ = std::make_unique<testing::DaemonUnderTest>(
+        data_, std::vector<std::string>{"--image-max-bytes", "1048576"});
+    ASSERT_NE(daemon_->port(), 0) << "fpgahostd did not start";
+    demo_ = daemon_->Token("demo");
+    operator_ = daemon_->Token("operator");
     auto acme = Call("POST", "/v1/tenants", operator_, R"({"name": "acme"})");
     ASSERT_EQ(acme.status, 201u) << acme.body;
     acme_ = Json::parse(acme.body)["token"]["secret"];
   }
 
-  std::string Token(const std::string& name) {
-    auto t = ReadFile(data_ / "tokens" / (name + ".token"));
-    return t.ok() ? t->substr(0, t->find('\n')) : "";
-  }
-
   http::ClientResponse Call(const std::string& method, const std::string& target,
                             const std::string& token, const std::string& body = "") {
-    http::ClientRequest req;
-    req.method = method;
-    req.target = target;
-    req.body = body;
-    if (!token.empty()) req.headers["Authorization"] = "Bearer " + token;
-    auto r = http::Send(http::Endpoint{"127.0.0.1", port_}, req);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : http::ClientResponse{};
+    return daemon_->Call(method, target, token, body);
   }
 
   Json Upload(const std::string& bytes, const std::string& token, unsigned expect_status = 202,
@@ -117,9 +96,8 @@ class ImageUploadTest : public ::testing::Test {
 
   testing::TempDir tmp_;
   fs::path data_ = tmp_ / "data";
-  std::unique_ptr<testing::BackgroundProcess> daemon_;
-  uint16_t port_ = 0;
-  std::string endpoint_, demo_, operator_, acme_;
+  std::unique_ptr<testing::DaemonUnderTest> daemon_;
+  std::string demo_, operator_, acme_;
 };
 
 TEST_F(ImageUploadTest, FixtureBecomesAvailableWithWhatTheFileSays) {
@@ -172,7 +150,7 @@ TEST_F(ImageUploadTest, OverTheMaximumIs413AndNothingIsStored) {
 TEST_F(ImageUploadTest, ClientVanishingMidUploadLeavesNothing) {
   std::string bytes = Fixture("02_full_hw");
   {
-    testing::RawConnection c(port_);
+    testing::RawConnection c(daemon_->port());
     c.Send("POST /v1/images?name=cut HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer " + demo_ +
            "\r\nContent-Length: " + std::to_string(bytes.size()) + "\r\n\r\n");
     c.Send(bytes.substr(0, bytes.size() / 2));
@@ -255,8 +233,8 @@ TEST_F(ImageUploadTest, CliUploadWaitsAndReportsTheFailure) {
   std::ofstream(good, std::ios::binary) << Fixture("02_full_hw");
   std::string cli = testing::BinaryPath("fpgahost").string();
   std::string token_file = (data_ / "tokens" / "demo.token").string();
-  auto ok = testing::RunCommand({cli, "--endpoint", endpoint_, "--token-file", token_file, "image",
-                                 "upload", good.string(), "--wait", "-o", "json"});
+  auto ok = testing::RunCommand({cli, "--endpoint", daemon_->endpoint(), "--token-file", token_file,
+                                 "image", "upload", good.string(), "--wait", "-o", "json"});
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_EQ(Json::parse(ok.out)["state"], "available");
 
@@ -264,13 +242,13 @@ TEST_F(ImageUploadTest, CliUploadWaitsAndReportsTheFailure) {
   std::string bytes = Fixture("02_full_hw");
   bytes[0] = 'y';
   std::ofstream(bad, std::ios::binary) << bytes;
-  auto refused = testing::RunCommand(
-      {cli, "--endpoint", endpoint_, "--token-file", token_file, "image", "upload", bad.string()});
+  auto refused = testing::RunCommand({cli, "--endpoint", daemon_->endpoint(), "--token-file",
+                                      token_file, "image", "upload", bad.string()});
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_TRUE(refused.err.starts_with("fpgahost: error: XCLBIN_BAD_MAGIC: ")) << refused.err;
 
   auto list = testing::RunCommand(
-      {cli, "--endpoint", endpoint_, "--token-file", token_file, "image", "list"});
+      {cli, "--endpoint", daemon_->endpoint(), "--token-file", token_file, "image", "list"});
   EXPECT_EQ(list.exit_code, 0);
   EXPECT_NE(list.out.find("good.xclbin"), std::string::npos) << list.out;
   EXPECT_NE(list.out.find("available"), std::string::npos);
@@ -279,21 +257,17 @@ TEST_F(ImageUploadTest, CliUploadWaitsAndReportsTheFailure) {
 TEST_F(ImageUploadTest, PendingImageAtRestartIsValidatedAgain) {
   std::string id = Upload(Fixture("02_full_hw"), demo_)["id"];
   WaitSettled(id, demo_);
-  daemon_->Signal(SIGKILL);
-  daemon_->Wait();
+  daemon_->process().Signal(SIGKILL);
+  daemon_->process().Wait();
   // Make it look as if the daemon died between storing the upload and validating it.
   {
     auto db = SqliteDb::Open((data_ / "state.db").string());
     ASSERT_TRUE(db.ok());
     ASSERT_TRUE((*db)->Exec("UPDATE images SET state='pending' WHERE id='" + id + "'").ok());
   }
-  std::vector<std::string> argv = {testing::BinaryPath("fpgahostd").string(), "--data-dir",
-                                   data_.string(), "--listen", "127.0.0.1:0"};
-  daemon_ = std::make_unique<testing::BackgroundProcess>(argv, tmp_ / "stderr2.log");
-  std::smatch m;
-  std::string line = daemon_->WaitForLine("listening on", 20s);
-  ASSERT_TRUE(std::regex_search(line, m, std::regex(R"(127\.0\.0\.1:(\d+))")));
-  port_ = static_cast<uint16_t>(std::stoi(m[1]));
+  daemon_ =
+      std::make_unique<testing::DaemonUnderTest>(data_, std::vector<std::string>{}, "stderr2.log");
+  ASSERT_NE(daemon_->port(), 0);
   EXPECT_EQ(WaitSettled(id, demo_)["state"], "available");
 }
 

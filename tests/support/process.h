@@ -26,22 +26,28 @@ struct RunResult {
   std::string err;
 };
 
-// Runs `argv` to completion with no stdin.
-inline RunResult RunCommand(const std::vector<std::string>& argv) {
-  int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return {};
+// Starts `argv` with stdin from /dev/null and stdout/stderr on the given descriptors.
+inline pid_t Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
   pid_t pid = ::fork();
   if (pid == 0) {
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     ::execv(args[0], args.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+// Runs `argv` to completion with no stdin.
+inline RunResult RunCommand(const std::vector<std::string>& argv) {
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) return {};
+  pid_t pid = Spawn(argv, out_pipe[1], err_pipe[1]);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
   RunResult r;
@@ -74,19 +80,9 @@ class BackgroundProcess {
                     const std::filesystem::path& stderr_file) {
     int out_pipe[2];
     if (::pipe2(out_pipe, O_CLOEXEC) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int devnull = ::open("/dev/null", O_RDONLY);
-      int err = ::open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(devnull, 0);
-      ::dup2(out_pipe[1], 1);
-      ::dup2(err, 2);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
+    int err = ::open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    pid_ = Spawn(argv, out_pipe[1], err);
+    ::close(err);
     ::close(out_pipe[1]);
     out_fd_ = out_pipe[0];
   }
