@@ -9,7 +9,7 @@
 #include "common/files.h"
 #include "common/ids.h"
 
-namespace fpgahost {
+namespace fpgahost::images {
 namespace fs = std::filesystem;
 
 namespace {
@@ -108,4 +108,4 @@ size_t BlobStore::TempFileCount() const {
   return n;
 }
 
-}  // namespace fpgahost
+}  // namespace fpgahost::images

@@ -17,7 +17,7 @@
 #include "common/digest.h"
 #include "common/status.h"
 
-namespace fpgahost {
+namespace fpgahost::images {
 
 class BlobWriter {
  public:
@@ -68,4 +68,4 @@ class BlobStore {
   std::filesystem::path root_;
 };
 
-}  // namespace fpgahost
+}  // namespace fpgahost::images

@@ -15,7 +15,9 @@
 
 namespace fpgahost {
 class ImageRegistry;
+namespace images {
 class BlobStore;
+}  // namespace images
 }  // namespace fpgahost
 
 namespace fpgahost::api {
@@ -44,6 +46,6 @@ void RegisterSystemRoutes(http::Router& router, ApiContext& ctx);
 
 // /v1/images and below.
 void RegisterImageRoutes(http::Router& router, ApiContext& ctx, ImageRegistry& registry,
-                         BlobStore& blobs);
+                         images::BlobStore& blobs);
 
 }  // namespace fpgahost::api

@@ -16,7 +16,8 @@ class UploadSink final : public http::BodySink {
  public:
   UploadSink(ImageRegistry& registry, ThreadPool& pool, Principal owner, std::string name,
              std::string description, std::optional<uint64_t> declared_size,
-             std::unique_ptr<BlobWriter> blob, http::Responder respond, std::string request_id)
+             std::unique_ptr<images::BlobWriter> blob, http::Responder respond,
+             std::string request_id)
       : registry_(registry),
         pool_(pool),
         owner_(std::move(owner)),
@@ -82,7 +83,7 @@ class UploadSink final : public http::BodySink {
   std::string name_;
   std::string description_;
   std::optional<uint64_t> declared_size_;
-  std::unique_ptr<BlobWriter> blob_;
+  std::unique_ptr<images::BlobWriter> blob_;
   http::Responder respond_;
   std::string request_id_;
   std::string prefix_;
@@ -127,7 +128,7 @@ Json PermissionsJson(const ImagePermissions& p) {
 }  // namespace
 
 void RegisterImageRoutes(http::Router& router, ApiContext& ctx, ImageRegistry& registry,
-                         BlobStore& blobs) {
+                         images::BlobStore& blobs) {
   http::RouteOptions upload;
   upload.max_body_bytes = registry.validation_options().max_size;
   router.AddStreaming(
@@ -160,7 +161,7 @@ void RegisterImageRoutes(http::Router& router, ApiContext& ctx, ImageRegistry& r
                 "UNKNOWN_FIELD"));
           }
         }
-        StatusOr<std::unique_ptr<BlobWriter>> blob = blobs.NewWriter();
+        StatusOr<std::unique_ptr<images::BlobWriter>> blob = blobs.NewWriter();
         if (!blob.ok()) return refuse(blob.status());
         return std::make_unique<UploadSink>(registry, ctx.blocking, *who, std::move(name),
                                             std::move(description), DeclaredSize(req),

@@ -12,6 +12,15 @@ Json VersionJson() {
   return {{"version", FPGAHOST_VERSION}, {"git_commit", FPGAHOST_GIT_COMMIT}, {"api", "v1"}};
 }
 
+// The body of POST /v1/tenants: {"name": "..."}.
+StatusOr<std::string> ParseNewTenant(std::string_view body) {
+  ASSIGN_OR_RETURN(Json j, ParseJsonObject(body));
+  RETURN_IF_ERROR(CheckKnownFields(j, {"name"}));
+  ASSIGN_OR_RETURN(std::string name, GetField<std::string>(j, "name"));
+  RETURN_IF_ERROR(TokenAuthenticator::CheckTenantName(name));
+  return name;
+}
+
 }  // namespace
 
 void RegisterSystemRoutes(http::Router& router, ApiContext& ctx) {
@@ -56,23 +65,14 @@ void RegisterSystemRoutes(http::Router& router, ApiContext& ctx) {
   router.Add("POST", "/v1/tenants",
              Authed(ctx.auth, Role::kOperator,
                     [&ctx](http::Request& req, const Principal&, http::Responder respond) {
-                      StatusOr<Json> body = ParseJsonObject(req.body);
-                      Status valid = body.status();
-                      if (valid.ok()) valid = CheckKnownFields(*body, {"name"});
-                      StatusOr<std::string> name =
-                          valid.ok() ? GetField<std::string>(*body, "name") : valid;
-                      if (name.ok())
-                        valid = TokenAuthenticator::CheckTenantName(*name);
-                      else
-                        valid = name.status();
-                      if (!valid.ok()) return respond(http::ErrorResponse(valid, req.request_id));
+                      StatusOr<std::string> name = ParseNewTenant(req.body);
+                      if (!name.ok()) {
+                        return respond(http::ErrorResponse(name.status(), req.request_id));
+                      }
                       RespondFromPool(
                           ctx.blocking, req, std::move(respond),
                           [&ctx, tenant = *name]() -> StatusOr<Json> {
-                            RETURN_IF_ERROR(ctx.auth.CreateTenant(tenant));
-                            ASSIGN_OR_RETURN(
-                                IssuedToken token,
-                                ctx.auth.IssueToken(tenant, Role::kCustomer, "first token"));
+                            ASSIGN_OR_RETURN(IssuedToken token, ctx.auth.CreateTenant(tenant));
                             return Json{{"tenant", tenant},
                                         {"token", {{"id", token.id}, {"secret", token.secret}}}};
                           },

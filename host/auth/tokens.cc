@@ -11,11 +11,20 @@ namespace {
 
 constexpr std::string_view kTokenPrefix = "fph_";
 
-Status InsertTenantIfMissing(SqliteDb& db, std::string_view tenant, const Clock& clock) {
+// With `must_be_new`, an existing tenant is TENANT_EXISTS; otherwise it is kept as it is.
+Status InsertTenant(SqliteDb& db, std::string_view tenant, const Clock& clock, bool must_be_new) {
   ASSIGN_OR_RETURN(Statement insert,
-                   db.Prepare("INSERT OR IGNORE INTO tenants (name, created_at) VALUES (?1, ?2)"));
+                   db.Prepare(must_be_new ? "INSERT INTO tenants (name, created_at) VALUES (?1, ?2)"
+                                          : "INSERT OR IGNORE INTO tenants (name, created_at) "
+                                            "VALUES (?1, ?2)"));
   insert.Bind(1, tenant).Bind(2, FormatRfc3339(clock.Now()));
-  return insert.Run();
+  Status s = insert.Run();
+  if (s.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError(fmt::format("tenant '{}' already exists", tenant), "TENANT_EXISTS");
+  }
+  RETURN_IF_ERROR(s);
+  if (must_be_new) return AppendEvent(db, clock, "tenant.created", tenant, Json::object());
+  return Status::Ok();
 }
 
 }  // namespace
@@ -62,7 +71,8 @@ bool TokenAuthenticator::HasTokens() const {
 }
 
 StatusOr<std::vector<IssuedToken>> TokenAuthenticator::IssueTokens(
-    const std::vector<TokenRequest>& requests, const BeforeCommit& before_commit) {
+    const std::vector<TokenRequest>& requests, const BeforeCommit& before_commit,
+    bool new_tenants) {
   std::vector<IssuedToken> tokens;
   std::vector<std::string> hashes;
   for (const TokenRequest& r : requests) {
@@ -78,7 +88,7 @@ StatusOr<std::vector<IssuedToken>> TokenAuthenticator::IssueTokens(
     for (size_t i = 0; i < tokens.size(); ++i) {
       const IssuedToken& token = tokens[i];
       const TokenRequest& r = requests[i];
-      RETURN_IF_ERROR(InsertTenantIfMissing(db, r.tenant, clock_));
+      RETURN_IF_ERROR(InsertTenant(db, r.tenant, clock_, new_tenants));
       ASSIGN_OR_RETURN(Statement insert,
                        db.Prepare("INSERT INTO api_tokens (id, tenant, role, description, "
                                   "sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
@@ -107,19 +117,11 @@ StatusOr<IssuedToken> TokenAuthenticator::IssueToken(std::string_view tenant, Ro
   return std::move(tokens.front());
 }
 
-Status TokenAuthenticator::CreateTenant(std::string_view tenant) {
-  RETURN_IF_ERROR(CheckTenantName(tenant));
-  return store_.InTransaction([&](SqliteDb& db) -> Status {
-    ASSIGN_OR_RETURN(Statement insert,
-                     db.Prepare("INSERT INTO tenants (name, created_at) VALUES (?1, ?2)"));
-    insert.Bind(1, tenant).Bind(2, FormatRfc3339(clock_.Now()));
-    Status s = insert.Run();
-    if (s.code() == StatusCode::kAlreadyExists) {
-      return AlreadyExistsError(fmt::format("tenant '{}' already exists", tenant), "TENANT_EXISTS");
-    }
-    RETURN_IF_ERROR(s);
-    return AppendEvent(db, clock_, "tenant.created", tenant, Json::object());
-  });
+StatusOr<IssuedToken> TokenAuthenticator::CreateTenant(std::string_view tenant) {
+  ASSIGN_OR_RETURN(auto tokens,
+                   IssueTokens({{std::string(tenant), Role::kCustomer, "first token"}}, nullptr,
+                               /*new_tenants=*/true));
+  return std::move(tokens.front());
 }
 
 StatusOr<std::vector<TenantInfo>> TokenAuthenticator::ListTenants() const {

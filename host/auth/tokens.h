@@ -64,15 +64,17 @@ class TokenAuthenticator {
   // fails, the token is not created. The daemon uses it to write token files first.
   using BeforeCommit = std::function<Status(const IssuedToken&)>;
 
-  // Creates each tenant that does not exist yet and issues the tokens, all or none.
+  // Creates each tenant that does not exist yet and issues the tokens, all or none. With
+  // `new_tenants`, a tenant that exists already is an error (TENANT_EXISTS).
   StatusOr<std::vector<IssuedToken>> IssueTokens(const std::vector<TokenRequest>& requests,
-                                                 const BeforeCommit& before_commit = nullptr)
-      EXCLUDES(mu_);
+                                                 const BeforeCommit& before_commit = nullptr,
+                                                 bool new_tenants = false) EXCLUDES(mu_);
   StatusOr<IssuedToken> IssueToken(std::string_view tenant, Role role, std::string_view description)
       EXCLUDES(mu_);
 
-  // Creates a tenant; AlreadyExists (TENANT_EXISTS) if it does.
-  Status CreateTenant(std::string_view tenant) EXCLUDES(mu_);
+  // Creates a tenant and its first customer token together, all or nothing; AlreadyExists
+  // (TENANT_EXISTS) if the tenant exists.
+  StatusOr<IssuedToken> CreateTenant(std::string_view tenant) EXCLUDES(mu_);
   StatusOr<std::vector<TenantInfo>> ListTenants() const;
 
   // Checks an Authorization header value ("Bearer <token>"). Unauthenticated with reason

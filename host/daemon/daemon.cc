@@ -100,7 +100,7 @@ struct Daemon::Parts {
   std::unique_ptr<StateStore> store;
   std::unique_ptr<TokenAuthenticator> auth;
   std::unique_ptr<ThreadPool> blocking;
-  std::unique_ptr<BlobStore> blobs;
+  std::unique_ptr<images::BlobStore> blobs;
   std::unique_ptr<ImageRegistry> images;
   std::unique_ptr<api::ApiContext> api;
   std::unique_ptr<http::HttpServer> server;
@@ -130,7 +130,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   RETURN_IF_ERROR(CreateFirstTokens(*parts->auth, parts->started));
 
   parts->blocking = std::make_unique<ThreadPool>(4);
-  parts->blobs = std::make_unique<BlobStore>(dir / "images");
+  parts->blobs = std::make_unique<images::BlobStore>(dir / "images");
   RETURN_IF_ERROR(parts->blobs->Init());
   parts->images = std::make_unique<ImageRegistry>(*parts->store, *parts->blobs, RealClock(),
                                                   *parts->blocking, std::move(validation));

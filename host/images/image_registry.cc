@@ -78,7 +78,7 @@ Json ImageRecord::ToJson(bool with_permissions) const {
   return j;
 }
 
-ImageRegistry::ImageRegistry(StateStore& store, BlobStore& blobs, const Clock& clock,
+ImageRegistry::ImageRegistry(StateStore& store, images::BlobStore& blobs, const Clock& clock,
                              ThreadPool& pool, images::XclbinValidationOptions options)
     : store_(store), blobs_(blobs), clock_(clock), pool_(pool), options_(std::move(options)) {}
 
@@ -138,7 +138,7 @@ StatusOr<ImageRecord> ImageRegistry::LoadOwned(const Principal& who, std::string
 
 StatusOr<ImageRecord> ImageRegistry::Register(const Principal& owner, std::string name,
                                               std::string description,
-                                              std::unique_ptr<BlobWriter> blob) {
+                                              std::unique_ptr<images::BlobWriter> blob) {
   RETURN_IF_ERROR(CheckName(name));
   RETURN_IF_ERROR(CheckDescription(description));
   ImageRecord r;

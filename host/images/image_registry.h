@@ -3,7 +3,7 @@
 // message); available -> deleted), what validation found (UUIDs, VBNV, shell, mode,
 // kernels, signature) and who may load it (named tenants, or public).
 //
-// Bytes live in the BlobStore, once per content; a blob is removed as soon as no pending or
+// Bytes live in the images::BlobStore, once per content; a blob is removed as soon as no pending or
 // available image refers to it. Records live in the state store; every transition is written
 // there before it is acted on, and Recover() finishes what a crash interrupted.
 //
@@ -56,13 +56,13 @@ struct ImagePermissions {
 
 class ImageRegistry {
  public:
-  ImageRegistry(StateStore& store, BlobStore& blobs, const Clock& clock, ThreadPool& pool,
+  ImageRegistry(StateStore& store, images::BlobStore& blobs, const Clock& clock, ThreadPool& pool,
                 images::XclbinValidationOptions options);
 
   const images::XclbinValidationOptions& validation_options() const { return options_; }
 
   // At start: every image left pending is validated again (its blob is complete: blobs are
-  // committed before records are written). BlobStore::Init has removed partial uploads.
+  // committed before records are written). images::BlobStore::Init has removed partial uploads.
   Status Recover();
 
   // Names are 1-128 printable characters; descriptions up to 1024.
@@ -72,7 +72,7 @@ class ImageRegistry {
   // Commits an uploaded blob and records a pending image for it, then validates it on the
   // pool. Returns the pending record.
   StatusOr<ImageRecord> Register(const Principal& owner, std::string name, std::string description,
-                                 std::unique_ptr<BlobWriter> blob);
+                                 std::unique_ptr<images::BlobWriter> blob);
 
   StatusOr<ImageRecord> Get(const Principal& who, std::string_view id) const;
   StatusOr<std::vector<ImageRecord>> List(const Principal& who) const;
@@ -100,7 +100,7 @@ class ImageRegistry {
   void QueueValidation(const std::string& id) EXCLUDES(mu_);
 
   StateStore& store_;
-  BlobStore& blobs_;
+  images::BlobStore& blobs_;
   const Clock& clock_;
   ThreadPool& pool_;
   const images::XclbinValidationOptions options_;

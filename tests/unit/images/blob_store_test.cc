@@ -5,7 +5,7 @@
 #include "common/files.h"
 #include "tests/support/temp_dir.h"
 
-namespace fpgahost {
+namespace fpgahost::images {
 namespace {
 
 class BlobStoreTest : public ::testing::Test {
@@ -75,4 +75,4 @@ TEST_F(BlobStoreTest, RemoveIsIdempotent) {
 }
 
 }  // namespace
-}  // namespace fpgahost
+}  // namespace fpgahost::images

@@ -87,11 +87,24 @@ TEST_F(TokensTest, TenantNamesAreChecked) {
   EXPECT_FALSE(TokenAuthenticator::CheckTenantName(std::string(64, 'a')).ok());
 }
 
-TEST_F(TokensTest, DuplicateTenantIsAlreadyExists) {
+TEST_F(TokensTest, CreateTenantComesWithAWorkingToken) {
+  auto t = auth_->CreateTenant("acme");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto who = auth_->Authenticate("Bearer " + t->secret);
+  ASSERT_TRUE(who.ok());
+  EXPECT_EQ(who->tenant, "acme");
+  EXPECT_EQ(who->role, Role::kCustomer);
+}
+
+TEST_F(TokensTest, DuplicateTenantIsAlreadyExistsAndIssuesNoToken) {
   ASSERT_TRUE(auth_->CreateTenant("acme").ok());
-  Status s = auth_->CreateTenant("acme");
-  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
-  EXPECT_EQ(s.reason(), "TENANT_EXISTS");
+  auto s = auth_->CreateTenant("acme");
+  EXPECT_EQ(s.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(s.status().reason(), "TENANT_EXISTS");
+  auto q = store_->db().Prepare("SELECT count(*) FROM api_tokens");
+  ASSERT_TRUE(q.ok());
+  ASSERT_TRUE(*q->Step());
+  EXPECT_EQ(q->ColumnInt64(0), 1);
 }
 
 TEST_F(TokensTest, IssuingRecordsAnEvent) {
