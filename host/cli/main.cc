@@ -72,6 +72,7 @@ int Main(int argc, char** argv) {
   AddSystemCommands(commands);
   AddImageCommands(commands);
   AddXclbinCommands(commands);
+  AddEmuCommands(commands);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   // The command is the longest run of leading words (after any global options given

@@ -148,6 +148,31 @@ TEST_F(DaemonTest, CliErrorsAreOneLineAndNonZero) {
   EXPECT_NE(sub_help.out.find("--name"), std::string::npos);
 }
 
+TEST_F(DaemonTest, EmuInitWritesAFleetThatDiscoveryFinds) {
+  std::string cli = BinaryPath("fpgahost").string();
+  auto fleet = tmp_ / "fleet";
+  auto made = RunCommand({cli, "emu", "init", fleet.string(), "--cards", "3", "-o", "json"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  Json cards = Json::parse(made.out);
+  ASSERT_EQ(cards.size(), 3u);
+  for (const Json& c : cards) {
+    EXPECT_EQ(c["vbnv"], "xilinx_u250_gen3x16_xdma_shell_4_1");
+    EXPECT_EQ(c["problems"], 0);
+  }
+  EXPECT_NE(cards[0]["id"], cards[1]["id"]);
+
+  std::filesystem::create_directories(tmp_ / "busy");
+  std::ofstream(tmp_ / "busy" / "keep.txt") << "mine";
+  auto refused = RunCommand({cli, "emu", "init", (tmp_ / "busy").string()});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_TRUE(refused.err.starts_with("fpgahost: error: NOT_AN_EMULATED_FLEET: ")) << refused.err;
+  EXPECT_TRUE(std::filesystem::exists(tmp_ / "busy" / "keep.txt"));
+
+  auto too_many = RunCommand({cli, "emu", "init", (tmp_ / "big").string(), "--cards", "65"});
+  EXPECT_EQ(too_many.exit_code, 1);
+  EXPECT_NE(too_many.err.find("65"), std::string::npos) << too_many.err;
+}
+
 TEST_F(DaemonTest, RestartKeepsTokensAndSigtermExitsCleanly) {
   std::string demo;
   {
