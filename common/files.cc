@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 
 #include "common/ids.h"
 
@@ -31,13 +32,14 @@ Status EnsureWritableDir(const fs::path& dir, unsigned mode) {
   return Status::Ok();
 }
 
-StatusOr<std::string> ReadFile(const fs::path& path) {
+Status ReadFileInChunks(const fs::path& path, size_t chunk_bytes,
+                        const std::function<void(std::string_view)>& consume) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError(fmt::format("cannot open {}", path.string()), errno);
-  std::string out;
-  char buf[1 << 16];
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  std::vector<char> buf(chunk_bytes);
   while (true) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
+    ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int err = errno;
@@ -45,9 +47,16 @@ StatusOr<std::string> ReadFile(const fs::path& path) {
       return ErrnoError(fmt::format("cannot read {}", path.string()), err);
     }
     if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+    consume(std::string_view(buf.data(), static_cast<size_t>(n)));
   }
   ::close(fd);
+  return Status::Ok();
+}
+
+StatusOr<std::string> ReadFile(const fs::path& path) {
+  std::string out;
+  RETURN_IF_ERROR(
+      ReadFileInChunks(path, 1 << 16, [&out](std::string_view piece) { out.append(piece); }));
   return out;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,6 +17,11 @@ namespace fpgahost {
 Status EnsureWritableDir(const std::filesystem::path& dir, unsigned mode = 0755);
 
 StatusOr<std::string> ReadFile(const std::filesystem::path& path);
+
+// Reads the file front to back in pieces of at most `chunk_bytes`, handing each to
+// `consume`: memory stays at one chunk whatever the file's size.
+Status ReadFileInChunks(const std::filesystem::path& path, size_t chunk_bytes,
+                        const std::function<void(std::string_view)>& consume);
 
 // Writes `contents` to a temporary file beside `path`, fsyncs it, renames it over `path`
 // and fsyncs the directory: readers see the old file or the new one, never a part.
