@@ -182,6 +182,19 @@ Status CheckShells(std::vector<ShellSpec>* shells, std::string_view origin) {
       }
       if (bank.size_kb == 0) return Bad(origin, bank_path + ".size_kb", "must not be 0");
     }
+    const HealthLimits& limits = shell.limits;
+    if (limits.fpga_temp_max_c == 0 || limits.fpga_temp_warn_c > limits.fpga_temp_max_c) {
+      return Bad(origin, path + ".limits.fpga_temp_warn_c",
+                 fmt::format("must be at most fpga_temp_max_c, which must not be 0 (they are {} "
+                             "and {})",
+                             limits.fpga_temp_warn_c, limits.fpga_temp_max_c));
+    }
+    if (limits.power_max_w == 0 || limits.power_warn_w > limits.power_max_w) {
+      return Bad(
+          origin, path + ".limits.power_warn_w",
+          fmt::format("must be at most power_max_w, which must not be 0 (they are {} and {})",
+                      limits.power_warn_w, limits.power_max_w));
+    }
   }
   return Status::Ok();
 }
@@ -189,7 +202,8 @@ Status CheckShells(std::vector<ShellSpec>* shells, std::string_view origin) {
 StatusOr<ShellSpec> ReadShell(const FieldReader& r, const Json& j, const std::string& path) {
   RETURN_IF_ERROR(r.CheckObject(j, path));
   RETURN_IF_ERROR(r.CheckKnown(
-      j, path, {"name", "vbnv", "interface_uuid", "description", "clocks", "memory_banks"}));
+      j, path,
+      {"name", "vbnv", "interface_uuid", "description", "clocks", "memory_banks", "limits"}));
   ShellSpec shell;
   ASSIGN_OR_RETURN(shell.name, r.String(j, path, "name"));
   ASSIGN_OR_RETURN(shell.vbnv, r.String(j, path, "vbnv"));
@@ -227,6 +241,25 @@ StatusOr<ShellSpec> ReadShell(const FieldReader& r, const Json& j, const std::st
     bank.type = type.value_or("");
     ASSIGN_OR_RETURN(bank.size_kb, r.Unsigned(bj, bank_path, "size_kb"));
     shell.memory_banks.push_back(std::move(bank));
+  }
+
+  auto limits = j.find("limits");
+  if (limits != j.end() && !limits->is_null()) {
+    std::string limits_path = path + ".limits";
+    RETURN_IF_ERROR(r.CheckObject(*limits, limits_path));
+    RETURN_IF_ERROR(
+        r.CheckKnown(*limits, limits_path,
+                     {"fpga_temp_warn_c", "fpga_temp_max_c", "power_warn_w", "power_max_w"}));
+    auto read = [&](std::string_view key, uint32_t* out) -> Status {
+      if (!limits->contains(key)) return Status::Ok();
+      ASSIGN_OR_RETURN(uint64_t value, r.Unsigned(*limits, limits_path, key));
+      *out = static_cast<uint32_t>(std::min<uint64_t>(value, UINT32_MAX));
+      return Status::Ok();
+    };
+    RETURN_IF_ERROR(read("fpga_temp_warn_c", &shell.limits.fpga_temp_warn_c));
+    RETURN_IF_ERROR(read("fpga_temp_max_c", &shell.limits.fpga_temp_max_c));
+    RETURN_IF_ERROR(read("power_warn_w", &shell.limits.power_warn_w));
+    RETURN_IF_ERROR(read("power_max_w", &shell.limits.power_max_w));
   }
   return shell;
 }
@@ -336,6 +369,10 @@ Json ShellCatalogueToJson(const ShellCatalogue& catalogue) {
       banks.push_back(std::move(bank));
     }
     shell["memory_banks"] = std::move(banks);
+    shell["limits"] = {{"fpga_temp_warn_c", s.limits.fpga_temp_warn_c},
+                       {"fpga_temp_max_c", s.limits.fpga_temp_max_c},
+                       {"power_warn_w", s.limits.power_warn_w},
+                       {"power_max_w", s.limits.power_max_w}};
     shells.push_back(std::move(shell));
   }
   return Json{{"shells", std::move(shells)}};

@@ -11,12 +11,16 @@
 //                "description": "...",
 //                "clocks": [{"type": "KERNEL", "max_mhz": 500},
 //                           {"type": "DATA", "name": "DATA_CLK", "max_mhz": 500}],
-//                "memory_banks": [{"tag": "bank0", "type": "MEM_DDR4", "size_kb": 16777216}]}]}
+//                "memory_banks": [{"tag": "bank0", "type": "MEM_DDR4", "size_kb": 16777216}],
+//                "limits": {"fpga_temp_warn_c": 88, "fpga_temp_max_c": 97,
+//                           "power_warn_w": 200, "power_max_w": 225}}]}
 //
 // Names, VBNVs and interface UUIDs are unique within a catalogue. "interface_uuid" may be
 // omitted for shells without one. A clock limit applies to the clocks of its type, or only to
 // the clock called "name" when given (a named limit wins over a type limit). "memory_banks",
-// when present, lists the banks a used MEM_TOPOLOGY entry may name.
+// when present, lists the banks a used MEM_TOPOLOGY entry may name. "limits" (each member
+// optional, defaults as HealthLimits) are what card health is judged against: at or above a
+// warn value a card is degraded, above a max value it is unhealthy; warn <= max.
 //
 // The validator (images/xclbin_validator.h) uses the catalogue; the fleet emulator will
 // create emulated cards from it.
@@ -54,6 +58,15 @@ struct MemoryBank {
   uint64_t size_kb = 0;
 };
 
+// Operating limits of the cards running a shell. Defaults are those of an Alveo U250 (FPGA die
+// alarm near 88 C and shutdown near 97 C; 225 W board power); the catalogue sets them per shell.
+struct HealthLimits {
+  uint32_t fpga_temp_warn_c = 88;
+  uint32_t fpga_temp_max_c = 97;
+  uint32_t power_warn_w = 200;
+  uint32_t power_max_w = 225;
+};
+
 struct ShellSpec {
   std::string name;
   std::string vbnv;
@@ -61,6 +74,7 @@ struct ShellSpec {
   std::string description;
   std::vector<ClockLimit> clocks;
   std::vector<MemoryBank> memory_banks;
+  HealthLimits limits;
 
   // The limit for a clock of CLOCK_FREQ_TOPOLOGY: the limit naming it, else the limit of its
   // type, else nullopt.

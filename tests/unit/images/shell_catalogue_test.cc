@@ -148,5 +148,43 @@ TEST(ShellCatalogueTest, CreateChecksLikeTheLoader) {
   EXPECT_EQ(ShellCatalogue::Create({spec, spec}).status().reason(), "INVALID_SHELL_CATALOGUE");
 }
 
+TEST(ShellCatalogueTest, HealthLimitsDefaultAndOverride) {
+  StatusOr<ShellCatalogue> plain = ParseShellCatalogue(OneShell(Json::object()), "test.json");
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->shells()[0].limits.fpga_temp_max_c, HealthLimits{}.fpga_temp_max_c);
+
+  StatusOr<ShellCatalogue> set = ParseShellCatalogue(
+      OneShell({{"limits", {{"fpga_temp_warn_c", 70}, {"power_warn_w", 60}, {"power_max_w", 75}}}}),
+      "test.json");
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(set->shells()[0].limits.fpga_temp_warn_c, 70u);
+  EXPECT_EQ(set->shells()[0].limits.power_max_w, 75u);
+  // Round trip through the JSON form keeps them.
+  StatusOr<ShellCatalogue> again =
+      ParseShellCatalogue(ShellCatalogueToJson(*set).dump(), "again.json");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->shells()[0].limits.power_max_w, 75u);
+}
+
+TEST(ShellCatalogueTest, BadHealthLimitsNameTheField) {
+  Status s = Problem({{"limits", {{"fpga_temp_warn_c", 100}, {"fpga_temp_max_c", 90}}}});
+  EXPECT_THAT(s.message(), HasSubstr("shells[0].limits.fpga_temp_warn_c"));
+  s = Problem({{"limits", {{"power_max_w", 0}}}});
+  EXPECT_THAT(s.message(), HasSubstr("shells[0].limits.power_warn_w"));
+  s = Problem({{"limits", {{"volts", 12}}}});
+  EXPECT_THAT(s.message(), HasSubstr("shells[0].limits.volts is not a known field"));
+  s = Problem({{"limits", {{"power_max_w", -5}}}});
+  EXPECT_THAT(s.message(), HasSubstr("shells[0].limits.power_max_w"));
+}
+
+TEST(ShellCatalogueTest, DefaultCatalogueHasLimitsForEveryShell) {
+  StatusOr<ShellCatalogue> c = LoadShellCatalogue(kDefaultCatalogue);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  for (const ShellSpec& shell : c->shells()) {
+    EXPECT_LT(shell.limits.fpga_temp_warn_c, shell.limits.fpga_temp_max_c) << shell.name;
+    EXPECT_LT(shell.limits.power_warn_w, shell.limits.power_max_w) << shell.name;
+  }
+}
+
 }  // namespace
 }  // namespace fpgahost::images
