@@ -38,8 +38,18 @@ struct CardInfo {
   std::optional<std::string> interface_uuid;  // lowercase 8-4-4-4-12
   std::optional<std::string> serial;          // the board's serial number
 
+  // The xclbin loaded in the user partition, as xocl's xclbinuuid on the user PF shows it:
+  // lowercase 8-4-4-4-12; "" when the card is cleared (xocl shows the nil UUID); nullopt when it
+  // cannot be read: the user PF is not bound to xocl (in a VM, unbound; the management PF
+  // publishes no such file), or the file is missing or garbled (then also a problem).
+  std::optional<std::string> loaded_xclbin_uuid;
+
   std::optional<double> temperature_c;  // FPGA die temperature
   std::optional<double> power_w;        // board input power (12 V rails)
+  // AXI firewall status, firewall.m.<inst>/detected_status: 0 when no firewall tripped, else
+  // the status bits of the first one that did (a hung or misbehaving kernel). Unset when the
+  // shell publishes no firewall subdevice.
+  std::optional<uint32_t> firewall_status;
 
   // One line per file that was missing or unreadable, naming it.
   std::vector<std::string> problems;

@@ -34,6 +34,15 @@ std::optional<uint32_t> ParseHex(std::string_view s) {
   return v;
 }
 
+// A status word as drivers print it: "0x..." hex, or decimal.
+std::optional<uint32_t> ParseStatusWord(std::string_view s) {
+  if (s.starts_with("0x") || s.starts_with("0X")) return ParseHex(s);
+  uint32_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
 std::optional<double> ParseNumber(std::string_view s) {
   double v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -153,6 +162,25 @@ class CardReader {
     }
   }
 
+  // xocl's xclbinuuid: the first slot's UUID; the nil UUID means nothing is loaded.
+  void ReadLoadedXclbin(std::string_view user_bdf) {
+    std::string path = DevicePath(user_bdf, "xclbinuuid");
+    std::optional<std::string> text = Read(path);
+    if (!text) return;
+    std::string_view line = std::string_view(*text).substr(0, text->find('\n'));
+    // Multi-slot drivers print "<slot> <uuid>".
+    if (size_t space = line.find_last_of(" \t"); space != std::string_view::npos) {
+      line.remove_prefix(space + 1);
+    }
+    if (line.empty()) {
+      card_.loaded_xclbin_uuid = "";
+    } else if (std::optional<images::Uuid> uuid = images::ParseUuid(line)) {
+      card_.loaded_xclbin_uuid = images::IsNilUuid(*uuid) ? "" : images::FormatUuid(*uuid);
+    } else {
+      Problem(path, "not a UUID: \"" + std::string(line.substr(0, 40)) + "\"");
+    }
+  }
+
   void ReadShellAndSensors(std::string_view bdf) {
     std::vector<std::string> entries;
     StatusOr<std::vector<std::string>> listed = sysfs_.ListDirectory(DevicePath(bdf, ""));
@@ -164,6 +192,20 @@ class CardReader {
 
     if (std::optional<std::string> rom = FindSubdevice(bdf, entries, "rom")) {
       card_.vbnv = ReadNonEmpty(*rom + "/VBNV");
+    }
+
+    // The AXI firewall (shells without one publish no subdevice: not a fault).
+    for (const std::string& name : entries) {
+      if (!name.starts_with("firewall.")) continue;
+      std::string path = DevicePath(bdf, name + "/detected_status");
+      if (std::optional<std::string> text = Read(path)) {
+        if (std::optional<uint32_t> status = ParseStatusWord(*text)) {
+          card_.firewall_status = status;
+        } else {
+          Problem(path, "not a firewall status: \"" + text->substr(0, 40) + "\"");
+        }
+      }
+      break;
     }
 
     // Only partitioned (2RP) shells publish interface_uuids; its absence is not a fault.
@@ -206,6 +248,33 @@ std::string CardIdForBdf(std::string_view mgmt_bdf) {
   return id;
 }
 
+bool SysfsDeviceScanner::IsXilinxFunction(const std::string& bdf) const {
+  // An unreadable vendor file means the device went away mid-scan (or is not ours).
+  StatusOr<std::string> vendor =
+      sysfs_.ReadAttribute(std::string(kDevicesDir) + "/" + bdf + "/vendor");
+  return vendor.ok() && ParseHex(*vendor) == kXilinxVendorId;
+}
+
+CardInfo SysfsDeviceScanner::ReadCard(const std::string& mgmt, const std::string& user) const {
+  CardInfo card;
+  card.id = CardIdForBdf(mgmt);
+  card.mgmt_bdf = mgmt;
+  card.user_bdf = user;
+  CardReader reader(sysfs_, card);
+  card.mgmt_device_id = reader.ReadDeviceId(mgmt);
+  card.mgmt_driver = reader.ReadDriver(mgmt, {"xclmgmt"});
+  if (user.empty()) {
+    reader.Problem(reader.DevicePath(mgmt.substr(0, 10) + ".1", ""), "user PF missing");
+  } else {
+    card.user_device_id = reader.ReadDeviceId(user);
+    card.user_driver = reader.ReadDriver(user, {"xocl", "vfio-pci"});
+    card.user_iommu_group = reader.ReadIommuGroup(user);
+    if (card.user_driver == "xocl") reader.ReadLoadedXclbin(user);
+  }
+  reader.ReadShellAndSensors(mgmt);
+  return card;
+}
+
 StatusOr<std::vector<CardInfo>> SysfsDeviceScanner::Scan() const {
   StatusOr<std::vector<std::string>> names = sysfs_.ListDirectory(kDevicesDir);
   if (!names.ok()) return names.status().WithContext("scanning PCI devices");
@@ -216,10 +285,7 @@ StatusOr<std::vector<CardInfo>> SysfsDeviceScanner::Scan() const {
     if (!IsBdf(bdf)) continue;
     char function = bdf.back();
     if (function != '0' && function != '1') continue;
-    // An unreadable vendor file means the device went away mid-scan (or is not ours): skip it.
-    StatusOr<std::string> vendor =
-        sysfs_.ReadAttribute(std::string(kDevicesDir) + "/" + bdf + "/vendor");
-    if (!vendor.ok() || ParseHex(*vendor) != kXilinxVendorId) continue;
+    if (!IsXilinxFunction(bdf)) continue;
     auto& slot = slots[bdf.substr(0, 10)];
     (function == '0' ? slot.first : slot.second) = bdf;
   }
@@ -227,26 +293,18 @@ StatusOr<std::vector<CardInfo>> SysfsDeviceScanner::Scan() const {
   std::vector<CardInfo> cards;
   cards.reserve(slots.size());
   for (const auto& [device, pfs] : slots) {
-    const auto& [mgmt, user] = pfs;
-    if (mgmt.empty()) continue;
-    CardInfo card;
-    card.id = CardIdForBdf(mgmt);
-    card.mgmt_bdf = mgmt;
-    card.user_bdf = user;
-    CardReader reader(sysfs_, card);
-    card.mgmt_device_id = reader.ReadDeviceId(mgmt);
-    card.mgmt_driver = reader.ReadDriver(mgmt, {"xclmgmt"});
-    if (user.empty()) {
-      reader.Problem(reader.DevicePath(device + ".1", ""), "user PF missing");
-    } else {
-      card.user_device_id = reader.ReadDeviceId(user);
-      card.user_driver = reader.ReadDriver(user, {"xocl", "vfio-pci"});
-      card.user_iommu_group = reader.ReadIommuGroup(user);
-    }
-    reader.ReadShellAndSensors(mgmt);
-    cards.push_back(std::move(card));
+    if (!pfs.first.empty()) cards.push_back(ReadCard(pfs.first, pfs.second));
   }
   return cards;
+}
+
+StatusOr<CardInfo> SysfsDeviceScanner::ScanCard(std::string_view mgmt_bdf) const {
+  std::string mgmt(mgmt_bdf);
+  if (!IsBdf(mgmt) || mgmt.back() != '0' || !IsXilinxFunction(mgmt)) {
+    return NotFoundError("no Xilinx management PF at " + mgmt);
+  }
+  std::string user = mgmt.substr(0, 10) + ".1";
+  return ReadCard(mgmt, IsXilinxFunction(user) ? user : "");
 }
 
 }  // namespace fpgahost::fpga

@@ -2,12 +2,16 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
 
+#include "common/files.h"
 #include "common/json.h"
 #include "fpga/card.h"
 
@@ -103,6 +107,7 @@ Status WriteFunction(const fs::path& root, const Function& f, uint16_t subsystem
   RETURN_IF_ERROR(WriteText(dir / "subsystem_vendor", fmt::format("0x{:04x}\n", kXilinxVendorId)));
   RETURN_IF_ERROR(WriteText(dir / "subsystem_device", fmt::format("0x{:04x}\n", subsystem_device)));
   RETURN_IF_ERROR(WriteText(dir / "driver_override", std::string(kUnsetOverride) + "\n"));
+  RETURN_IF_ERROR(WriteText(dir / "remove", ""));
   RETURN_IF_ERROR(
       MakeLink(UpTo("bus/pci/devices") + rel.string(), root / "bus/pci/devices" / f.bdf));
 
@@ -118,8 +123,12 @@ Status WriteCard(const fs::path& root, int index, const images::ShellSpec& shell
   const Board& board = BoardFor(shell.vbnv);
   Function mgmt{EmulatedMgmtBdf(index), board.mgmt_device, "xclmgmt", 2 * index};
   Function user{EmulatedUserBdf(index), board.user_device, "xocl", 2 * index + 1};
+  RETURN_IF_ERROR(CreateCardState(root, mgmt.bdf));
   RETURN_IF_ERROR(WriteFunction(root, mgmt, 0x000e));
   RETURN_IF_ERROR(WriteFunction(root, user, 0x000e));
+  // xocl's attribute: nothing loaded yet.
+  RETURN_IF_ERROR(
+      WriteText(root / kPciRoot / user.bdf / "xclbinuuid", std::string(kNilUuid) + "\n"));
 
   fs::path dir = root / kPciRoot / mgmt.bdf;
   int instance = (kFirstBus + index) << 8;  // bus << 8 | devfn, devfn 0
@@ -135,15 +144,20 @@ Status WriteCard(const fs::path& root, int index, const images::ShellSpec& shell
   RETURN_IF_ERROR(WriteText(rom / "VBNV", shell.vbnv + "\n"));
   RETURN_IF_ERROR(WriteText(rom / "FPGA", std::string(board.part) + "\n"));
 
+  // The AXI firewall subdevice: detected_status is 0 until a firewall trips.
+  fs::path firewall = dir / fmt::format("firewall.m.{}", instance);
+  RETURN_IF_ERROR(MakeDirs(firewall));
+  RETURN_IF_ERROR(WriteText(firewall / "detected_status", "0\n"));
+  RETURN_IF_ERROR(WriteText(firewall / "detected_level", "0\n"));
+
   fs::path xmc = dir / fmt::format("xmc.m.{}", instance);
   RETURN_IF_ERROR(MakeDirs(xmc));
   RETURN_IF_ERROR(WriteText(xmc / "serial_num", fmt::format("EMU{:09d}\n", index + 1)));
-  // Healthy readings: 45 C, 12 V PEX 2 A + 12 V AUX 1 A = 36 W.
-  RETURN_IF_ERROR(WriteText(xmc / "xmc_fpga_temp", "45\n"));
-  RETURN_IF_ERROR(WriteText(xmc / "xmc_12v_pex_vol", "12000\n"));
-  RETURN_IF_ERROR(WriteText(xmc / "xmc_12v_pex_curr", "2000\n"));
-  RETURN_IF_ERROR(WriteText(xmc / "xmc_12v_aux_vol", "12000\n"));
-  return WriteText(xmc / "xmc_12v_aux_curr", "1000\n");
+  RETURN_IF_ERROR(WriteText(xmc / "xmc_fpga_temp", fmt::format("{}\n", kHealthyTempC)));
+  RETURN_IF_ERROR(WriteText(xmc / "xmc_12v_pex_vol", fmt::format("{}\n", kRailMillivolts)));
+  RETURN_IF_ERROR(WriteText(xmc / "xmc_12v_pex_curr", fmt::format("{}\n", kHealthyPexMilliamps)));
+  RETURN_IF_ERROR(WriteText(xmc / "xmc_12v_aux_vol", fmt::format("{}\n", kRailMillivolts)));
+  return WriteText(xmc / "xmc_12v_aux_curr", fmt::format("{}\n", kHealthyAuxMilliamps));
 }
 
 // Leaves `root` an existing, empty directory, or says why it may not be used.
@@ -179,16 +193,21 @@ std::string EmulatedUserBdf(int index) {
   return fmt::format("0000:{:02x}:00.1", kFirstBus + index);
 }
 
-Status CreateEmulatedFleet(const fs::path& root, int cards, const images::ShellSpec& shell) {
+Status CreateEmulatedFleet(const fs::path& root, int cards, const images::ShellSpec& shell,
+                           int load_ms) {
   if (cards < 1 || cards > kMaxEmulatedCards) {
     return InvalidArgumentError(
         fmt::format("cards: {} is outside 1..{}", cards, kMaxEmulatedCards));
+  }
+  if (load_ms < 0 || load_ms > kMaxLoadMs) {
+    return InvalidArgumentError(fmt::format("load_ms: {} is outside 0..{}", load_ms, kMaxLoadMs));
   }
   if (shell.vbnv.empty()) return InvalidArgumentError("shell " + shell.name + " has no VBNV");
   RETURN_IF_ERROR(PrepareRoot(root));
   // The marker goes first so a half-written tree can still be replaced by the next attempt.
   Json marker = {{"cards", cards}, {"shell", shell.name}};
   RETURN_IF_ERROR(WriteText(root / kFleetMarker, marker.dump() + "\n"));
+  RETURN_IF_ERROR(WriteFleetConfig(root, FleetConfig{load_ms}));
   for (const char* dir : {"bus/pci/devices", "kernel/iommu_groups"}) {
     RETURN_IF_ERROR(MakeDirs(root / dir));
   }
@@ -199,54 +218,99 @@ Status CreateEmulatedFleet(const fs::path& root, int cards, const images::ShellS
     RETURN_IF_ERROR(WriteText(dir / "unbind", ""));
   }
   RETURN_IF_ERROR(WriteText(root / "bus/pci/drivers_probe", ""));
+  RETURN_IF_ERROR(WriteText(root / "bus/pci/rescan", ""));
   for (int i = 0; i < cards; ++i) RETURN_IF_ERROR(WriteCard(root, i, shell));
   return Status::Ok();
 }
 
 Status CreateEmulatedFleet(const fs::path& root, int cards, const images::ShellCatalogue& catalogue,
-                           std::string_view shell_name) {
+                           std::string_view shell_name, int load_ms) {
   const images::ShellSpec* shell = catalogue.FindByName(shell_name);
   if (shell == nullptr) {
     return NotFoundError("no shell named " + std::string(shell_name) + " in the catalogue",
                          "UNKNOWN_SHELL");
   }
-  return CreateEmulatedFleet(root, cards, *shell);
+  return CreateEmulatedFleet(root, cards, *shell, load_ms);
 }
 
-Status EmulatedSysfs::WriteAttribute(std::string_view path, std::string_view value) {
-  ASSIGN_OR_RETURN(fs::path rel, CheckSysfsPath(path));
-  MutexLock lock(mu_);
-  // Resolve links so that bus/pci/devices/<bdf>/driver/unbind is seen as the driver's file.
+bool IsEmulatedFleet(const fs::path& root) {
   std::error_code ec;
-  fs::path root = fs::canonical(files_.root(), ec);
-  if (ec) return ErrnoError("resolving " + files_.root().string(), ec.value());
-  fs::path real = fs::canonical(root / rel, ec);
-  if (ec) {
-    return NotFoundError("writing " + rel.string() + ": no such file", kReasonSysfsNotFound);
-  }
-  fs::path canon = real.lexically_relative(root);
-  if (canon.empty() || *canon.begin() == "..") {
-    return InvalidArgumentError("sysfs path " + rel.string() + " leaves the sysfs root",
-                                kReasonSysfsPathEscapes);
-  }
-  std::vector<std::string> parts;
-  for (const fs::path& part : canon) parts.push_back(part.string());
-  std::string arg(Trim(value));
-
-  if (canon == "bus/pci/drivers_probe") return Probe(arg);
-  if (parts.size() == 5 && parts[0] == "bus" && parts[1] == "pci" && parts[2] == "drivers") {
-    if (parts[4] == "bind") return Bind(arg, parts[3]);
-    if (parts[4] == "unbind") return Unbind(arg, parts[3]);
-  }
-  if (parts.back() == "driver_override") {
-    return files_.WriteAttribute(canon.string(), (arg.empty() ? kUnsetOverride : arg) + "\n");
-  }
-  return files_.WriteAttribute(canon.string(), value);
+  return fs::is_regular_file(root / kFleetMarker, ec);
 }
 
-Status EmulatedSysfs::Bind(const std::string& bdf, const std::string& driver) {
-  std::string device = "bus/pci/devices/" + bdf;
-  if (bdf.empty() || bdf.find('/') != std::string::npos || !files_.Exists(device)) {
+namespace {
+
+// The tree's operations with kernel effects, on a canonical root. Callers hold the tree lock.
+class Tree {
+ public:
+  explicit Tree(const fs::path& root) : root_(root), files_(root) {}
+
+  // Canonicalizes `root` and takes the fleet's tree lock for the lifetime of the result.
+  static StatusOr<std::pair<Tree, FileLock>> Lock(const fs::path& root) {
+    std::error_code ec;
+    fs::path canon = fs::canonical(root, ec);
+    if (ec) return ErrnoError("resolving " + root.string(), ec.value());
+    ASSIGN_OR_RETURN(FileLock lock, FileLock::Acquire(TreeLockPath(canon)));
+    return std::make_pair(Tree(canon), std::move(lock));
+  }
+
+  const fs::path& root() const { return root_; }
+
+  Status Bind(const std::string& bdf, const std::string& driver);
+  Status Unbind(const std::string& bdf, const std::string& driver);
+  Status Probe(const std::string& bdf);
+  Status Remove(const std::string& bdf);
+  Status Rescan(const std::vector<std::string>& only);
+  Status SyncXclbinUuid(const std::string& mgmt_bdf);
+
+ private:
+  std::string Device(const std::string& bdf) const { return "bus/pci/devices/" + bdf; }
+  std::string BoundDriver(const std::string& bdf) const {
+    StatusOr<std::string> link = files_.ReadLink(Device(bdf) + "/driver");
+    return link.ok() ? LinkBasename(*link) : "";
+  }
+  // xocl's xclbinuuid: what the card's state says is loaded.
+  Status WriteXclbinUuid(const std::string& user_bdf);
+
+  fs::path root_;
+  RealSysfs files_;
+};
+
+// A single path component: never a way out of the directory it is joined to.
+bool IsPlainName(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos;
+}
+
+// Parses a number the way the kernel's kstrtoul(buf, 0, ...) does for these attributes.
+std::optional<unsigned long> ParseKernelNumber(std::string_view text) {
+  text = Trim(text);
+  int base = 10;
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    text.remove_prefix(2);
+    base = 16;
+  }
+  unsigned long v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v, base);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+Status Tree::WriteXclbinUuid(const std::string& user_bdf) {
+  std::string uuid = kNilUuid;
+  std::string mgmt = MgmtBdfOf(user_bdf);
+  if (HasCard(root_, mgmt)) {
+    ASSIGN_OR_RETURN(CardState state, ReadCardState(root_, mgmt));
+    uuid = state.xclbin_uuid;
+  }
+  std::error_code ec;
+  fs::path dir = fs::canonical(root_ / Device(user_bdf), ec);
+  if (ec) return ErrnoError("resolving " + Device(user_bdf), ec.value());
+  return WriteText(dir / "xclbinuuid", uuid + "\n");
+}
+
+Status Tree::Bind(const std::string& bdf, const std::string& driver) {
+  std::string device = Device(bdf);
+  if (!IsPlainName(bdf) || !files_.Exists(device)) {
     return NotFoundError("bind " + driver + ": no such device " + bdf);
   }
   if (StatusOr<std::string> bound = files_.ReadLink(device + "/driver"); bound.ok()) {
@@ -258,29 +322,35 @@ Status EmulatedSysfs::Bind(const std::string& bdf, const std::string& driver) {
     return NotFoundError("bind " + driver + ": " + bdf + " has driver_override " + *override_name);
   }
   std::error_code ec;
-  fs::path root = fs::canonical(files_.root(), ec);
-  fs::path device_dir = fs::canonical(root / device, ec);
+  fs::path device_dir = fs::canonical(root_ / device, ec);
   if (ec) return ErrnoError("resolving " + device, ec.value());
-  return LinkDriver(root, device_dir.lexically_relative(root), bdf, driver);
+  RETURN_IF_ERROR(LinkDriver(root_, device_dir.lexically_relative(root_), bdf, driver));
+  // xocl's probe publishes its attributes; the only one emulated is xclbinuuid.
+  if (driver == "xocl") return WriteXclbinUuid(bdf);
+  return Status::Ok();
 }
 
-Status EmulatedSysfs::Unbind(const std::string& bdf, const std::string& driver) {
-  std::string device = "bus/pci/devices/" + bdf;
+Status Tree::Unbind(const std::string& bdf, const std::string& driver) {
+  std::string device = Device(bdf);
   Status not_bound = NotFoundError("unbind " + driver + ": " + bdf + " is not bound to it");
-  if (bdf.empty() || bdf.find('/') != std::string::npos) return not_bound;
+  if (!IsPlainName(bdf)) return not_bound;
   StatusOr<std::string> bound = files_.ReadLink(device + "/driver");
   if (!bound.ok() || LinkBasename(*bound) != driver) return not_bound;
   std::error_code ec;
-  fs::remove(files_.root() / device / "driver", ec);
+  if (driver == "xocl") {
+    fs::remove(root_ / device / "xclbinuuid", ec);
+    if (ec) return ErrnoError("unbinding " + bdf, ec.value());
+  }
+  fs::remove(root_ / device / "driver", ec);
   if (ec) return ErrnoError("unbinding " + bdf, ec.value());
-  fs::remove(files_.root() / "bus/pci/drivers" / driver / bdf, ec);
+  fs::remove(root_ / "bus/pci/drivers" / driver / bdf, ec);
   if (ec) return ErrnoError("unbinding " + bdf, ec.value());
   return Status::Ok();
 }
 
-Status EmulatedSysfs::Probe(const std::string& bdf) {
-  std::string device = "bus/pci/devices/" + bdf;
-  if (bdf.empty() || bdf.find('/') != std::string::npos || !files_.Exists(device)) {
+Status Tree::Probe(const std::string& bdf) {
+  std::string device = Device(bdf);
+  if (!IsPlainName(bdf) || !files_.Exists(device)) {
     return NotFoundError("drivers_probe: no such device " + bdf);
   }
   if (files_.Exists(device + "/driver")) return Status::Ok();
@@ -295,11 +365,154 @@ Status EmulatedSysfs::Probe(const std::string& bdf) {
     if (bdf.ends_with(".1")) driver = "xocl";
   }
   // As in the kernel, no matching driver is not an error: the device just stays unbound.
-  if (driver.empty() || driver.find('/') != std::string::npos ||
-      !files_.Exists("bus/pci/drivers/" + driver)) {
-    return Status::Ok();
-  }
+  if (!IsPlainName(driver) || !files_.Exists("bus/pci/drivers/" + driver)) return Status::Ok();
   return Bind(bdf, driver);
+}
+
+Status Tree::Remove(const std::string& bdf) {
+  std::string device = Device(bdf);
+  std::error_code ec;
+  fs::path dir = IsPlainName(bdf) ? fs::canonical(root_ / device, ec) : fs::path();
+  if (!IsPlainName(bdf) || ec) return NotFoundError("remove: no such device " + bdf);
+  fs::path rel = dir.lexically_relative(root_);
+
+  if (std::string driver = BoundDriver(bdf); !driver.empty()) RETURN_IF_ERROR(Unbind(bdf, driver));
+
+  Json record = {{"path", rel.string()}, {"iommu_group", nullptr}};
+  if (StatusOr<std::string> group = files_.ReadLink(device + "/iommu_group"); group.ok()) {
+    std::string name = LinkBasename(*group);
+    record["iommu_group"] = name;
+    fs::path group_dir = root_ / "kernel/iommu_groups" / name;
+    fs::remove(group_dir / "devices" / bdf, ec);
+    // The kernel frees a group with its last device.
+    if (fs::is_empty(group_dir / "devices", ec) && !ec) fs::remove_all(group_dir, ec);
+    fs::remove(dir / "iommu_group", ec);
+  }
+
+  fs::path kept = RemovedDir(root_) / bdf;
+  RETURN_IF_ERROR(MakeDirs(RemovedDir(root_)));
+  fs::remove_all(kept, ec);
+  RETURN_IF_ERROR(ReplaceFile(RemovedDir(root_) / (bdf + ".json"), record.dump() + "\n"));
+  fs::rename(dir, kept, ec);
+  if (ec) return ErrnoError("removing " + bdf, ec.value());
+  fs::remove(root_ / device, ec);
+  if (ec) return ErrnoError("removing " + device, ec.value());
+  return Status::Ok();
+}
+
+Status Tree::Rescan(const std::vector<std::string>& only) {
+  std::vector<std::string> bdfs;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(RemovedDir(root_), ec)) {
+    if (entry.path().extension() != ".json") continue;
+    std::string bdf = entry.path().stem().string();
+    if (only.empty() || std::find(only.begin(), only.end(), bdf) != only.end()) {
+      bdfs.push_back(bdf);
+    }
+  }
+  std::sort(bdfs.begin(), bdfs.end());
+  for (const std::string& bdf : bdfs) {
+    fs::path record_path = RemovedDir(root_) / (bdf + ".json");
+    ASSIGN_OR_RETURN(std::string text, ReadFile(record_path));
+    Json record = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!record.is_object() || !record.contains("path") || !record["path"].is_string()) {
+      return DataLossError(record_path.string() + ": not a removed-device record",
+                           kReasonEmuStateCorrupt);
+    }
+    fs::path rel(record["path"].get<std::string>());
+    bool escapes = rel.empty() || rel.is_absolute() ||
+                   std::any_of(rel.begin(), rel.end(), [](const fs::path& p) { return p == ".."; });
+    if (escapes || !IsPlainName(bdf)) {
+      return DataLossError(record_path.string() + ": bad path", kReasonEmuStateCorrupt);
+    }
+    fs::path dir = root_ / rel;
+    RETURN_IF_ERROR(MakeDirs(dir.parent_path()));
+    fs::rename(RemovedDir(root_) / bdf, dir, ec);
+    if (ec) return ErrnoError("rescanning " + bdf, ec.value());
+    fs::remove(record_path, ec);
+    // A new device: no override, no driver yet.
+    RETURN_IF_ERROR(WriteText(dir / "driver_override", std::string(kUnsetOverride) + "\n"));
+    if (record["iommu_group"].is_string()) {
+      std::string group = record["iommu_group"].get<std::string>();
+      if (!IsPlainName(group)) {
+        return DataLossError(record_path.string() + ": bad IOMMU group", kReasonEmuStateCorrupt);
+      }
+      fs::path group_rel = fs::path("kernel/iommu_groups") / group;
+      RETURN_IF_ERROR(MakeDirs(root_ / group_rel / "devices"));
+      RETURN_IF_ERROR(MakeLink(UpTo(rel) + group_rel.string(), dir / "iommu_group"));
+      RETURN_IF_ERROR(MakeLink(UpTo(group_rel / "devices") + rel.string(),
+                               root_ / group_rel / "devices" / bdf));
+    }
+    RETURN_IF_ERROR(
+        MakeLink(UpTo("bus/pci/devices") + rel.string(), root_ / "bus/pci/devices" / bdf));
+    RETURN_IF_ERROR(Probe(bdf));
+  }
+  return Status::Ok();
+}
+
+Status Tree::SyncXclbinUuid(const std::string& mgmt_bdf) {
+  std::string user = UserBdfOf(mgmt_bdf);
+  if (!IsPlainName(user) || BoundDriver(user) != "xocl") return Status::Ok();
+  return WriteXclbinUuid(user);
+}
+
+}  // namespace
+
+Status RemovePciDevice(const fs::path& root, std::string_view bdf) {
+  ASSIGN_OR_RETURN(auto locked, Tree::Lock(root));
+  return locked.first.Remove(std::string(bdf));
+}
+
+Status RescanPciBus(const fs::path& root, const std::vector<std::string>& only) {
+  ASSIGN_OR_RETURN(auto locked, Tree::Lock(root));
+  return locked.first.Rescan(only);
+}
+
+Status SyncUserPfXclbinUuid(const fs::path& root, std::string_view mgmt_bdf) {
+  ASSIGN_OR_RETURN(auto locked, Tree::Lock(root));
+  return locked.first.SyncXclbinUuid(std::string(mgmt_bdf));
+}
+
+Status EmulatedSysfs::WriteAttribute(std::string_view path, std::string_view value) {
+  ASSIGN_OR_RETURN(fs::path rel, CheckSysfsPath(path));
+  ASSIGN_OR_RETURN(auto locked, Tree::Lock(files_.root()));
+  Tree& tree = locked.first;
+  const fs::path& root = tree.root();
+  // Resolve links so that bus/pci/devices/<bdf>/driver/unbind is seen as the driver's file.
+  std::error_code ec;
+  fs::path real = fs::canonical(root / rel, ec);
+  if (ec) {
+    return NotFoundError("writing " + rel.string() + ": no such file", kReasonSysfsNotFound);
+  }
+  fs::path canon = real.lexically_relative(root);
+  if (canon.empty() || *canon.begin() == "..") {
+    return InvalidArgumentError("sysfs path " + rel.string() + " leaves the sysfs root",
+                                kReasonSysfsPathEscapes);
+  }
+  std::vector<std::string> parts;
+  for (const fs::path& part : canon) parts.push_back(part.string());
+  std::string arg(Trim(value));
+
+  if (canon == "bus/pci/drivers_probe") return tree.Probe(arg);
+  if (parts.size() == 5 && parts[0] == "bus" && parts[1] == "pci" && parts[2] == "drivers") {
+    if (parts[4] == "bind") return tree.Bind(arg, parts[3]);
+    if (parts[4] == "unbind") return tree.Unbind(arg, parts[3]);
+  }
+  bool is_rescan = canon == "bus/pci/rescan";
+  bool is_remove = parts.size() == 4 && parts[0] == "devices" && parts[3] == "remove";
+  if (is_rescan || is_remove) {
+    std::optional<unsigned long> n = ParseKernelNumber(arg);
+    if (!n) {
+      return InvalidArgumentError("writing " + rel.string() + ": not a number: \"" +
+                                  arg.substr(0, 40) + "\"");
+    }
+    if (*n == 0) return Status::Ok();
+    return is_rescan ? tree.Rescan({}) : tree.Remove(parts[2]);
+  }
+  if (parts.back() == "driver_override") {
+    return files_.WriteAttribute(canon.string(), (arg.empty() ? kUnsetOverride : arg) + "\n");
+  }
+  return files_.WriteAttribute(canon.string(), value);
 }
 
 }  // namespace fpgahost::fpga::emu

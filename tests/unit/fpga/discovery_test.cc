@@ -168,6 +168,58 @@ TEST_F(DiscoveryTest, MissingUserPfIsAProblem) {
   EXPECT_TRUE(HasProblemNaming(cards[3], "user PF missing"));
 }
 
+TEST_F(DiscoveryTest, ReadsTheLoadedXclbinFromXocl) {
+  for (const CardInfo& card : Scan()) EXPECT_EQ(card.loaded_xclbin_uuid, "");  // nil: cleared
+
+  fs::path user0 = DeviceDir(emu::EmulatedUserBdf(0));
+  Overwrite(user0 / "xclbinuuid", "01234567-89AB-cdef-0123-456789abcdef\n");
+  Overwrite(DeviceDir(emu::EmulatedUserBdf(1)) / "xclbinuuid",
+            "0 0123456789abcdef0123456789abcdef\n");
+  Overwrite(DeviceDir(emu::EmulatedUserBdf(2)) / "xclbinuuid", "garbage\n");
+  Overwrite(DeviceDir(emu::EmulatedUserBdf(3)) / "xclbinuuid", "");
+
+  std::vector<CardInfo> cards = Scan();
+  ASSERT_EQ(cards.size(), 4u);
+  EXPECT_EQ(cards[0].loaded_xclbin_uuid, "01234567-89ab-cdef-0123-456789abcdef");
+  EXPECT_EQ(cards[1].loaded_xclbin_uuid, "01234567-89ab-cdef-0123-456789abcdef");  // multi-slot
+  EXPECT_EQ(cards[2].loaded_xclbin_uuid, std::nullopt);
+  EXPECT_TRUE(HasProblemNaming(cards[2], "xclbinuuid"));
+  EXPECT_EQ(cards[3].loaded_xclbin_uuid, "");  // xocl prints nothing when no slot is loaded
+  EXPECT_TRUE(cards[3].problems.empty());
+
+  // Without xocl there is nothing to read, and that is not a problem.
+  emu::EmulatedSysfs emulated(dir_.path());
+  ASSERT_TRUE(emulated.WriteAttribute("bus/pci/drivers/xocl/unbind", emu::EmulatedUserBdf(0)).ok());
+  ASSERT_TRUE(
+      emulated.WriteAttribute("bus/pci/drivers/vfio-pci/bind", emu::EmulatedUserBdf(0)).ok());
+  CardInfo in_vm = Scan().at(0);
+  EXPECT_EQ(in_vm.loaded_xclbin_uuid, std::nullopt);
+  EXPECT_TRUE(in_vm.problems.empty()) << in_vm.problems.front();
+  // xocl missing its file is a problem.
+  fs::remove(DeviceDir(emu::EmulatedUserBdf(1)) / "xclbinuuid");
+  EXPECT_TRUE(HasProblemNaming(Scan().at(1), "xclbinuuid"));
+}
+
+TEST_F(DiscoveryTest, ScansOneCard) {
+  SysfsDeviceScanner scanner(sysfs_);
+  StatusOr<CardInfo> card = scanner.ScanCard(emu::EmulatedMgmtBdf(2));
+  ASSERT_TRUE(card.ok()) << card.status().ToString();
+  EXPECT_EQ(card->id, Scan().at(2).id);
+  EXPECT_EQ(card->user_bdf, emu::EmulatedUserBdf(2));
+  EXPECT_EQ(card->temperature_c, 45.0);
+  EXPECT_TRUE(card->problems.empty());
+  // Not a card: absent, the user PF, a non-BDF.
+  for (const std::string& bdf :
+       {std::string("0000:99:00.0"), emu::EmulatedUserBdf(2), std::string("../../etc")}) {
+    EXPECT_EQ(scanner.ScanCard(bdf).status().code(), StatusCode::kNotFound) << bdf;
+  }
+  fs::remove_all(DeviceDir(emu::EmulatedUserBdf(1)));
+  StatusOr<CardInfo> lonely = scanner.ScanCard(emu::EmulatedMgmtBdf(1));
+  ASSERT_TRUE(lonely.ok());
+  EXPECT_EQ(lonely->user_bdf, "");
+  EXPECT_TRUE(HasProblemNaming(*lonely, "user PF missing"));
+}
+
 TEST(DiscoveryNoTreeTest, ScanFailsOnlyWithoutBusPciDevices) {
   testing::TempDir dir;
   RealSysfs sysfs(dir.path());

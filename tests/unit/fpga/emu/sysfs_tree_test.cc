@@ -158,5 +158,108 @@ TEST_F(EmulatedSysfsTest, BindAndUnbindFollowKernelRules) {
   EXPECT_EQ(sysfs_.WriteAttribute("../outside", "x").reason(), kReasonSysfsPathEscapes);
 }
 
+TEST_F(EmulatedSysfsTest, RemoveIsAHotUnplugAndRescanBringsTheDeviceBack) {
+  std::string device = "bus/pci/devices/" + user_;
+  StatusOr<std::string> group = sysfs_.ReadLink(device + "/iommu_group");
+  ASSERT_TRUE(group.ok());
+  std::string group_dir = "kernel/iommu_groups/" + LinkBasename(*group);
+  ASSERT_TRUE(sysfs_.WriteAttribute(device + "/driver_override", "vfio-pci").ok());
+
+  // "0" and garbage are not removals.
+  EXPECT_TRUE(sysfs_.WriteAttribute(device + "/remove", "0").ok());
+  EXPECT_TRUE(sysfs_.Exists(device));
+  EXPECT_EQ(sysfs_.WriteAttribute(device + "/remove", "yes").code(), StatusCode::kInvalidArgument);
+
+  ASSERT_TRUE(sysfs_.WriteAttribute(device + "/remove", "1\n").ok());
+  EXPECT_FALSE(sysfs_.Exists(device));
+  EXPECT_FALSE(sysfs_.Exists("devices/pci0000:00/" + user_));
+  EXPECT_FALSE(DriverLists("xocl", user_));
+  EXPECT_FALSE(sysfs_.Exists(group_dir));  // its group had no other device
+  StatusOr<std::vector<CardInfo>> cards = SysfsDeviceScanner(sysfs_).Scan();
+  ASSERT_TRUE(cards.ok());
+  ASSERT_EQ(cards->size(), 2u);
+  EXPECT_EQ(cards->at(0).user_bdf, "");
+  EXPECT_TRUE(cards->at(1).problems.empty());
+  // Writing remove again finds no device.
+  EXPECT_EQ(sysfs_.WriteAttribute(device + "/remove", "1").code(), StatusCode::kNotFound);
+
+  ASSERT_TRUE(sysfs_.WriteAttribute("bus/pci/rescan", "1").ok());
+  EXPECT_TRUE(sysfs_.Exists(device));
+  // A rescanned device is new: no override, bound to its default driver, in its group again.
+  EXPECT_EQ(sysfs_.ReadAttribute(device + "/driver_override").value_or(""), "(null)");
+  EXPECT_EQ(Driver(user_), "xocl");
+  EXPECT_TRUE(DriverLists("xocl", user_));
+  EXPECT_EQ(sysfs_.ReadLink(device + "/iommu_group").value_or(""), *group);
+  EXPECT_TRUE(sysfs_.Exists(group_dir + "/devices/" + user_));
+  cards = SysfsDeviceScanner(sysfs_).Scan();
+  ASSERT_TRUE(cards.ok());
+  ASSERT_EQ(cards->size(), 2u);
+  EXPECT_TRUE(cards->at(0).problems.empty()) << cards->at(0).problems.front();
+  EXPECT_EQ(cards->at(0).loaded_xclbin_uuid, "");
+}
+
+TEST_F(EmulatedSysfsTest, RemovingBothFunctionsRemovesTheCard) {
+  for (const std::string& bdf : {user_, mgmt_}) {
+    ASSERT_TRUE(sysfs_.WriteAttribute("bus/pci/devices/" + bdf + "/remove", "1").ok());
+  }
+  StatusOr<std::vector<CardInfo>> cards = SysfsDeviceScanner(sysfs_).Scan();
+  ASSERT_TRUE(cards.ok());
+  ASSERT_EQ(cards->size(), 1u);
+  EXPECT_EQ(cards->at(0).mgmt_bdf, EmulatedMgmtBdf(1));
+
+  // A rescan of "0" does nothing; of 1, everything comes back.
+  ASSERT_TRUE(sysfs_.WriteAttribute("bus/pci/rescan", "0").ok());
+  EXPECT_EQ(SysfsDeviceScanner(sysfs_).Scan()->size(), 1u);
+  ASSERT_TRUE(sysfs_.WriteAttribute("bus/pci/rescan", "1").ok());
+  cards = SysfsDeviceScanner(sysfs_).Scan();
+  ASSERT_TRUE(cards.ok());
+  ASSERT_EQ(cards->size(), 2u);
+  EXPECT_EQ(cards->at(0).mgmt_driver, "xclmgmt");
+  EXPECT_EQ(cards->at(0).user_driver, "xocl");
+  EXPECT_TRUE(cards->at(0).problems.empty()) << cards->at(0).problems.front();
+}
+
+TEST_F(EmulatedSysfsTest, XclbinUuidExistsWhileTheUserPfIsBoundToXocl) {
+  std::string file = "bus/pci/devices/" + user_ + "/xclbinuuid";
+  EXPECT_EQ(sysfs_.ReadAttribute(file).value_or(""), kNilUuid);
+  EXPECT_FALSE(sysfs_.Exists("bus/pci/devices/" + mgmt_ + "/xclbinuuid"));
+
+  ASSERT_TRUE(sysfs_.WriteAttribute("bus/pci/drivers/xocl/unbind", user_).ok());
+  EXPECT_FALSE(sysfs_.Exists(file));
+  ASSERT_TRUE(sysfs_.WriteAttribute("bus/pci/drivers/vfio-pci/bind", user_).ok());
+  EXPECT_FALSE(sysfs_.Exists(file));
+
+  // What the card holds meanwhile (a load through the management PF) shows once xocl is back.
+  const std::string uuid = "01234567-89ab-cdef-0123-456789abcdef";
+  ASSERT_TRUE(
+      UpdateCardState(dir_.path(), mgmt_, [&](CardState& s) { s.xclbin_uuid = uuid; }).ok());
+  ASSERT_TRUE(sysfs_.WriteAttribute("bus/pci/drivers/vfio-pci/unbind", user_).ok());
+  ASSERT_TRUE(sysfs_.WriteAttribute("bus/pci/drivers/xocl/bind", user_).ok());
+  EXPECT_EQ(sysfs_.ReadAttribute(file).value_or(""), uuid);
+}
+
+TEST(CreateEmulatedFleetTest, WritesTheControlArea) {
+  testing::TempDir dir;
+  EXPECT_EQ(CreateEmulatedFleet(dir.path(), 1, U280(), -1).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreateEmulatedFleet(dir.path(), 1, U280(), kMaxLoadMs + 1).code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_TRUE(CreateEmulatedFleet(dir.path(), 2, U280(), 250).ok());
+  EXPECT_TRUE(IsEmulatedFleet(dir.path()));
+  EXPECT_EQ(ReadFleetConfig(dir.path())->load_ms, 250);
+  StatusOr<CardState> state = ReadCardState(dir.path(), EmulatedMgmtBdf(1));
+  ASSERT_TRUE(state.ok()) << state.status().ToString();
+  EXPECT_EQ(state->xclbin_uuid, kNilUuid);
+  EXPECT_EQ(state->faults, CardFaults{});
+  EXPECT_FALSE(HasCard(dir.path(), EmulatedMgmtBdf(2)));
+  // The default load time is the real cards' order of magnitude.
+  ASSERT_TRUE(CreateEmulatedFleet(dir.path(), 1, U280()).ok());
+  EXPECT_EQ(ReadFleetConfig(dir.path())->load_ms, kDefaultLoadMs);
+
+  // A garbled state file is reported, not trusted.
+  std::ofstream(CardDir(dir.path(), EmulatedMgmtBdf(0)) / "state.json") << "{not json";
+  EXPECT_EQ(ReadCardState(dir.path(), EmulatedMgmtBdf(0)).status().reason(),
+            kReasonEmuStateCorrupt);
+}
+
 }  // namespace
 }  // namespace fpgahost::fpga::emu
