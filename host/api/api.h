@@ -14,6 +14,7 @@
 #include "host/store/state_store.h"
 
 namespace fpgahost {
+class CardManager;
 class ImageRegistry;
 namespace images {
 class BlobStore;
@@ -47,5 +48,9 @@ void RegisterSystemRoutes(http::Router& router, ApiContext& ctx);
 // /v1/images and below.
 void RegisterImageRoutes(http::Router& router, ApiContext& ctx, ImageRegistry& registry,
                          images::BlobStore& blobs);
+
+// /v1/cards and below, and /v1/events (operator only).
+void RegisterCardRoutes(http::Router& router, ApiContext& ctx, CardManager& cards,
+                        ImageRegistry& registry, const images::BlobStore& blobs);
 
 }  // namespace fpgahost::api

@@ -68,6 +68,7 @@ void AddSystemCommands(std::vector<std::unique_ptr<Command>>& out);
 void AddImageCommands(std::vector<std::unique_ptr<Command>>& out);
 void AddXclbinCommands(std::vector<std::unique_ptr<Command>>& out);
 void AddEmuCommands(std::vector<std::unique_ptr<Command>>& out);
+void AddCardCommands(std::vector<std::unique_ptr<Command>>& out);
 
 // Prints `value` as JSON (--output json) or as aligned "key  value" lines.
 void PrintObject(CliContext& ctx, const Json& value);

@@ -71,6 +71,7 @@ int Main(int argc, char** argv) {
   std::vector<std::unique_ptr<Command>> commands;
   AddSystemCommands(commands);
   AddImageCommands(commands);
+  AddCardCommands(commands);
   AddXclbinCommands(commands);
   AddEmuCommands(commands);
 

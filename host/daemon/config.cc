@@ -64,6 +64,10 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
   int64_t max_header = static_cast<int64_t>(c.max_header_bytes);
   int64_t max_body = static_cast<int64_t>(c.max_body_bytes);
   int64_t image_max = static_cast<int64_t>(c.image_max_bytes);
+  double scan_seconds = std::chrono::duration<double>(c.card_scan_interval).count();
+  int64_t load_timeout = c.card_load_timeout.count();
+  int64_t reset_timeout = c.card_reset_timeout.count();
+  int64_t validate_timeout = c.card_validate_timeout.count();
 
   // clang-format off: one option a line reads better than what the formatter makes of it.
   po::options_description cli_only("Command line");
@@ -82,7 +86,9 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
       "sysfs-root", po::value<std::string>(&c.sysfs_root)->default_value(c.sysfs_root),
       "where PCI devices are found (an emulated tree in development)")(
       "xrt-library", po::value<std::string>(&c.xrt_library)->default_value(c.xrt_library),
-      "XRT library loaded at run time to program cards")(
+      "XRT library loaded at run time to program cards through their user PF")(
+      "xbmgmt", po::value<std::string>(&c.xbmgmt)->default_value(c.xbmgmt),
+      "XRT's xbmgmt tool: loads through the management PF and resets cards")(
       "log-level", po::value<std::string>(&c.log_level)->default_value(c.log_level),
       "trace, debug, info, warn, error or off")(
       "http-threads", po::value<int>(&c.http_threads)->default_value(c.http_threads),
@@ -103,7 +109,19 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
       "image-trusted-cert", po::value<std::vector<std::string>>(&c.image_trusted_certs),
       "certificate (PEM or DER) trusted to sign xclbins; repeat for more")(
       "shell-catalogue", po::value<std::string>(&c.shell_catalogue),
-      "JSON file of the shells this fleet has (default: the built-in catalogue)");
+      "JSON file of the shells this fleet has (default: the built-in catalogue)")(
+      "card-scan-interval", po::value<double>(&scan_seconds)->default_value(scan_seconds),
+      "seconds between PCI rescans and sensor polls")(
+      "card-load-timeout", po::value<int64_t>(&load_timeout)->default_value(load_timeout),
+      "seconds a card load may take before it is abandoned")(
+      "card-reset-timeout", po::value<int64_t>(&reset_timeout)->default_value(reset_timeout),
+      "seconds a card reset or clear may take")(
+      "card-validate-timeout",
+      po::value<int64_t>(&validate_timeout)->default_value(validate_timeout),
+      "seconds each verification design's host program may run")(
+      "verify-designs-dir", po::value<std::string>(&c.verify_designs_dir),
+      "directory with hello/ and bandwidth/ verification designs (default: those built with "
+      "fpgahost)");
   // clang-format on
 
   po::options_description all;
@@ -152,6 +170,17 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
     return InvalidArgumentError(fmt::format(
         "image-signature-policy '{}' is not one of none, warn, require", c.image_signature_policy));
   }
+  if (!(scan_seconds >= 0.05 && scan_seconds <= 3600)) {
+    return InvalidArgumentError(
+        fmt::format("card-scan-interval {} is out of range (0.05 to 3600 seconds)", scan_seconds));
+  }
+  c.card_scan_interval = std::chrono::milliseconds(static_cast<int64_t>(scan_seconds * 1000));
+  RETURN_IF_ERROR(CheckRange<int64_t>("card-load-timeout", load_timeout, 1, 3600));
+  RETURN_IF_ERROR(CheckRange<int64_t>("card-reset-timeout", reset_timeout, 1, 3600));
+  RETURN_IF_ERROR(CheckRange<int64_t>("card-validate-timeout", validate_timeout, 1, 3600));
+  c.card_load_timeout = std::chrono::seconds(load_timeout);
+  c.card_reset_timeout = std::chrono::seconds(reset_timeout);
+  c.card_validate_timeout = std::chrono::seconds(validate_timeout);
   c.max_header_bytes = static_cast<size_t>(max_header);
   c.max_body_bytes = static_cast<size_t>(max_body);
   c.idle_timeout = std::chrono::seconds(idle_seconds);

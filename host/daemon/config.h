@@ -20,6 +20,7 @@ struct DaemonConfig {
   std::string libvirt_uri = "test:///default";
   std::string sysfs_root = "/sys";
   std::string xrt_library = "libxrt_coreutil.so.2";
+  std::string xbmgmt = "/opt/xilinx/xrt/bin/xbmgmt";
   std::string log_level = "info";
   int http_threads = 2;
   size_t max_header_bytes = 16 * 1024;
@@ -32,6 +33,13 @@ struct DaemonConfig {
   std::string image_signature_policy = "warn";   // none | warn | require
   std::vector<std::string> image_trusted_certs;  // PEM or DER files
   std::string shell_catalogue;                   // JSON file; empty: the built-in catalogue
+
+  // Cards.
+  std::chrono::milliseconds card_scan_interval{5000};
+  std::chrono::seconds card_load_timeout{60};
+  std::chrono::seconds card_reset_timeout{60};
+  std::chrono::seconds card_validate_timeout{300};
+  std::string verify_designs_dir;  // hello/ and bandwidth/; empty: those built with fpgahost
 };
 
 struct ParsedCommandLine {

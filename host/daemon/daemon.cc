@@ -6,10 +6,18 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include "common/files.h"
 #include "common/thread_pool.h"
+#include "examples/examples_dir.h"
+#include "fpga/emu/sysfs_tree.h"
+#include "fpga/xbmgmt_programmer.h"
+#include "fpga/xrt_programmer.h"
 #include "host/api/api.h"
 #include "host/auth/tokens.h"
+#include "host/cards/card_manager.h"
+#include "host/cards/design_runner.h"
 #include "host/http/http_server.h"
 #include "host/images/default_shells.h"
 #include "host/images/image_registry.h"
@@ -92,6 +100,16 @@ StatusOr<images::XclbinValidationOptions> ValidationOptions(const DaemonConfig& 
   return o;
 }
 
+// The kernel's /sys, or an emulated fleet's tree (which needs the kernel's effects of writes
+// to driver control files emulated): told apart by the fleet's marker file.
+std::unique_ptr<fpga::Sysfs> OpenSysfs(const fs::path& root) {
+  std::error_code ec;
+  if (fs::exists(root / fpga::emu::kFleetMarker, ec)) {
+    return std::make_unique<fpga::emu::EmulatedSysfs>(root);
+  }
+  return std::make_unique<fpga::RealSysfs>(root);
+}
+
 }  // namespace
 
 struct Daemon::Parts {
@@ -102,12 +120,21 @@ struct Daemon::Parts {
   std::unique_ptr<ThreadPool> blocking;
   std::unique_ptr<images::BlobStore> blobs;
   std::unique_ptr<ImageRegistry> images;
+  std::unique_ptr<fpga::Sysfs> sysfs;
+  std::unique_ptr<fpga::XrtProgrammer> xrt;
+  std::unique_ptr<fpga::XbmgmtProgrammer> xbmgmt;
+  std::unique_ptr<HostProgramRunner> design_runner;
+  std::unique_ptr<CardManager> cards;
   std::unique_ptr<api::ApiContext> api;
   std::unique_ptr<http::HttpServer> server;
 };
 
 StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   auto parts = std::make_unique<Parts>();
+  // Tools and libraries fpgahostd runs (xbmgmt, XRT, the designs' host programs) look at the
+  // same PCI tree as the daemon. Set before any thread of ours starts.
+  fs::path sysfs_root = fs::absolute(config.sysfs_root);
+  ::setenv("FPGAHOST_SYSFS_ROOT", sysfs_root.c_str(), 1);
   ASSIGN_OR_RETURN(images::XclbinValidationOptions validation, ValidationOptions(config));
   // Bind first: a port in use must fail before anything is written to the data dir.
   http::ServerOptions options;
@@ -135,12 +162,37 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   parts->images = std::make_unique<ImageRegistry>(*parts->store, *parts->blobs, RealClock(),
                                                   *parts->blocking, std::move(validation));
   RETURN_IF_ERROR(parts->images->Recover());
+
+  parts->sysfs = OpenSysfs(sysfs_root);
+  parts->xrt = std::make_unique<fpga::XrtProgrammer>(config.xrt_library);
+  parts->xbmgmt = std::make_unique<fpga::XbmgmtProgrammer>(config.xbmgmt);
+  // PoCL (the emulated fleet's OpenCL) caches compiled kernels; keep them with our data
+  // rather than in the home directory of whoever runs the daemon.
+  parts->design_runner =
+      std::make_unique<HostProgramRunner>(std::vector<std::pair<std::string, std::string>>{
+          {"POCL_CACHE_DIR", (dir / "cache" / "pocl").string()}});
+  CardManagerOptions card_options;
+  card_options.scan_interval = config.card_scan_interval;
+  card_options.load_timeout = config.card_load_timeout;
+  card_options.reset_timeout = config.card_reset_timeout;
+  card_options.validate_timeout = config.card_validate_timeout;
+  card_options.verify_designs =
+      VerifyDesignsIn(config.verify_designs_dir.empty() ? fs::path(FPGAHOST_EXAMPLES_DIR)
+                                                        : fs::path(config.verify_designs_dir));
+  card_options.verify_validation = parts->images->validation_options();
+  parts->cards = std::make_unique<CardManager>(
+      CardManagerDeps{*parts->sysfs, *parts->images->validation_options().shells, *parts->xrt,
+                      *parts->xbmgmt, *parts->xbmgmt, *parts->design_runner, *parts->store,
+                      RealClock()},
+      std::move(card_options));
+  RETURN_IF_ERROR(parts->cards->Start().WithContext("cards"));
   parts->api = std::make_unique<api::ApiContext>(api::ApiContext{*parts->auth, *parts->store,
                                                                  RealClock(), *parts->blocking,
                                                                  std::chrono::steady_clock::now()});
   auto router = std::make_unique<http::Router>();
   api::RegisterSystemRoutes(*router, *parts->api);
   api::RegisterImageRoutes(*router, *parts->api, *parts->images, *parts->blobs);
+  api::RegisterCardRoutes(*router, *parts->api, *parts->cards, *parts->images, *parts->blobs);
   parts->server->Serve(std::move(router));
   return std::unique_ptr<Daemon>(new Daemon(std::move(parts)));
 }
@@ -155,6 +207,7 @@ void Daemon::Shutdown() {
   if (!parts_) return;
   // Order matters: stop taking requests, finish queued work, then close the store.
   parts_->server->Shutdown();
+  parts_->cards->Stop();
   parts_->blocking->Shutdown();
   parts_->server.reset();
   parts_.reset();

@@ -59,10 +59,36 @@ CREATE TABLE image_permissions (
 CREATE INDEX image_permissions_by_tenant ON image_permissions(tenant);
 )sql";
 
-constexpr std::array<Migration, 3> kMigrations{{
+// One row per card ever seen on this host (a card that disappears is kept, present = 0).
+constexpr std::string_view kCards = R"sql(
+CREATE TABLE cards (
+  id                  TEXT PRIMARY KEY,  -- card-<mgmt bdf>
+  mgmt_bdf            TEXT NOT NULL,
+  user_bdf            TEXT NOT NULL,
+  present             INTEGER NOT NULL,
+  admin_state         TEXT NOT NULL CHECK (admin_state IN ('active', 'draining', 'drained')),
+  assignment          TEXT NOT NULL,     -- free | instance:<id> | functions
+  operation           TEXT NOT NULL,     -- idle | loading | clearing | resetting | validating
+  image_state         TEXT NOT NULL,     -- cleared | loading | loaded | load_failed | clearing
+  image_id            TEXT NOT NULL DEFAULT '',
+  xclbin_uuid         TEXT NOT NULL DEFAULT '',
+  image_error_code    TEXT NOT NULL DEFAULT '',
+  image_error_message TEXT NOT NULL DEFAULT '',
+  needs_reset         INTEGER NOT NULL DEFAULT 0,
+  health              TEXT NOT NULL,     -- healthy | degraded | unhealthy
+  health_reasons      TEXT NOT NULL DEFAULT '[]',  -- JSON
+  validation          TEXT NOT NULL DEFAULT '{}',  -- JSON: the last validate run
+  first_seen          TEXT NOT NULL,
+  last_seen           TEXT NOT NULL,
+  updated_at          TEXT NOT NULL
+);
+)sql";
+
+constexpr std::array<Migration, 4> kMigrations{{
     {1, "tenants and API tokens", kTenantsAndTokens},
     {2, "events", kEvents},
     {3, "images", kImages},
+    {4, "cards", kCards},
 }};
 
 }  // namespace

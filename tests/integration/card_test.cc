@@ -1,0 +1,443 @@
+// The cards API end to end: the real fpgahostd on an emulated fleet made by `fpgahost emu
+// init`, loading through the real libxrt_emu.so (dlopen) and the emulated xbmgmt, faults
+// injected with `fpgahost emu fault`, and `card validate` running the example designs' kernels
+// on PoCL.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "common/json.h"
+#include "examples/examples_dir.h"
+#include "fpga/emu/sysfs_tree.h"
+#include "tests/support/daemon_under_test.h"
+#include "tests/support/fixtures.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+namespace fpgahost {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::BinaryPath;
+using testing::DaemonUnderTest;
+using ::testing::HasSubstr;
+using testing::RunCommand;
+using testing::RunResult;
+
+constexpr char kCard0[] = "card-0000-10-00-0";
+constexpr char kCard1[] = "card-0000-11-00-0";
+
+class CardTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    RunResult init = Cli({"emu", "init", Fleet().string(), "--cards", "4", "--load-ms", "0"});
+    ASSERT_EQ(init.exit_code, 0) << init.err;
+  }
+
+  fs::path Fleet() const { return dir_.path() / "fleet"; }
+
+  // Starts (or restarts) fpgahostd on the fleet; `overrides` replace default options.
+  void StartDaemon(const std::map<std::string, std::string>& overrides = {}) {
+    std::map<std::string, std::string> options = {{"--sysfs-root", Fleet().string()},
+                                                  {"--xrt-library", XRT_EMU_LIBRARY},
+                                                  {"--xbmgmt", XBMGMT_EMU},
+                                                  {"--card-scan-interval", "0.1"},
+                                                  {"--card-load-timeout", "5"}};
+    for (const auto& [k, v] : overrides) options[k] = v;
+    std::vector<std::string> args;
+    for (const auto& [k, v] : options) args.insert(args.end(), {k, v});
+    daemon_.reset();
+    daemon_ = std::make_unique<DaemonUnderTest>(dir_.path() / "data", args);
+    ASSERT_NE(daemon_->port(), 0) << daemon_->process().output();
+    op_ = daemon_->Token("operator");
+  }
+
+  RunResult Cli(std::vector<std::string> args) {
+    std::vector<std::string> argv = {BinaryPath("fpgahost").string()};
+    if (daemon_) {
+      argv.insert(argv.end(), {"--endpoint", daemon_->endpoint(), "--token-file",
+                               daemon_->TokenFile("operator").string()});
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  void Fault(const std::string& card, const std::string& kind, const std::string& value = "") {
+    std::vector<std::string> args = {
+        BinaryPath("fpgahost").string(), "emu", "fault", Fleet().string(), card, kind};
+    if (!value.empty()) args.push_back(value);
+    RunResult r = RunCommand(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  Json Get(const std::string& target, const std::string& token = "") {
+    http::ClientResponse r = daemon_->Call("GET", target, token.empty() ? op_ : token);
+    EXPECT_EQ(r.status, 200u) << r.body;
+    return Json::parse(r.body, nullptr, false);
+  }
+
+  http::ClientResponse Post(const std::string& target, const Json& body = Json::object()) {
+    return daemon_->Call("POST", target, op_, body.dump());
+  }
+
+  Json Card(const std::string& id) { return Get("/v1/cards/" + id); }
+
+  // Polls the card until `done` holds (up to 60 s).
+  template <typename Pred>
+  Json WaitFor(const std::string& id, Pred done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    Json card = Card(id);
+    while (!done(card) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      card = Card(id);
+    }
+    EXPECT_TRUE(done(card)) << card.dump(2);
+    return card;
+  }
+
+  Json WaitIdle(const std::string& id) {
+    return WaitFor(id, [](const Json& c) { return c["operation"] == "idle"; });
+  }
+
+  std::string Upload(const std::string& fixture) {
+    return UploadFile(testing::SharedFixturesDir() / "xclbin" / (fixture + ".xclbin"));
+  }
+
+  std::string UploadFile(const fs::path& file) {
+    std::string fixture = file.stem().string();
+    http::ClientRequest req;
+    req.method = "POST";
+    req.target = "/v1/images?name=" + fixture;
+    req.headers["Authorization"] = "Bearer " + op_;
+    auto r = http::SendFile(http::Endpoint{"127.0.0.1", daemon_->port()}, req, file.string());
+    EXPECT_TRUE(r.ok() && r->status == 202) << (r.ok() ? r->body : r.status().ToString());
+    std::string id = Json::parse(r->body)["id"];
+    for (int i = 0; i < 500 && Get("/v1/images/" + id)["state"] == "pending"; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(Get("/v1/images/" + id)["state"], "available");
+    return id;
+  }
+
+  std::vector<std::string> ReasonCodes(const Json& card) {
+    std::vector<std::string> codes;
+    for (const Json& r : card["health"]["reasons"]) codes.push_back(r["code"]);
+    return codes;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<DaemonUnderTest> daemon_;
+  std::string op_;
+};
+
+TEST_F(CardTest, OperatorListsTheFleetCustomersCannot) {
+  StartDaemon();
+  Json cards = Get("/v1/cards")["cards"];
+  ASSERT_EQ(cards.size(), 4u);
+  const Json& c = cards[0];
+  EXPECT_EQ(c["id"], kCard0);
+  EXPECT_EQ(c["present"], true);
+  EXPECT_EQ(c["shell"]["name"], "u250-gen3x16-xdma-4.1");
+  EXPECT_EQ(c["mgmt_pf"]["driver"], "xclmgmt");
+  EXPECT_EQ(c["user_pf"]["driver"], "xocl");
+  EXPECT_EQ(c["health"]["state"], "healthy") << c.dump(2);
+  EXPECT_EQ(c["admin_state"], "active");
+  EXPECT_EQ(c["assignment"], "free");
+  EXPECT_EQ(c["image"]["state"], "cleared");
+  EXPECT_GT(c["sensors"]["fpga_temp_c"].get<double>(), 0);
+  EXPECT_GT(c["sensors"]["power_w"].get<double>(), 0);
+
+  http::ClientResponse denied = daemon_->Call("GET", "/v1/cards", daemon_->Token("demo"));
+  EXPECT_EQ(denied.status, 403u);
+  EXPECT_THAT(denied.body, HasSubstr("OPERATOR_ONLY"));
+  EXPECT_EQ(daemon_->Call("GET", "/v1/cards/card-0000-99-00-0", op_).status, 404u);
+
+  RunResult list = Cli({"card", "list"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_THAT(list.out, HasSubstr(kCard1));
+  EXPECT_THAT(list.out, HasSubstr("healthy"));
+}
+
+TEST_F(CardTest, LoadsAndClearsAnUploadedImage) {
+  SKIP_WITHOUT_SHARED_FIXTURES();
+  StartDaemon();
+  std::string image = Upload("02_full_hw");
+  http::ClientResponse started =
+      Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", image}});
+  ASSERT_EQ(started.status, 202u) << started.body;
+  EXPECT_EQ(Json::parse(started.body)["operation"], "loading");
+  Json card = WaitIdle(kCard0);
+  EXPECT_EQ(card["image"]["state"], "loaded") << card.dump(2);
+  EXPECT_EQ(card["image"]["image_id"], image);
+  EXPECT_EQ(card["image"]["xclbin_uuid"], "01234567-89ab-cdef-0123-456789abcdef");
+
+  // The same image again changes nothing and answers at once.
+  http::ClientResponse again =
+      Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", image}});
+  EXPECT_EQ(again.status, 200u) << again.body;
+  EXPECT_EQ(Json::parse(again.body)["image"]["state"], "loaded");
+
+  RunResult clear = Cli({"card", "clear", kCard0, "--wait"});
+  ASSERT_EQ(clear.exit_code, 0) << clear.err;
+  card = Card(kCard0);
+  EXPECT_EQ(card["image"]["state"], "cleared");
+  EXPECT_TRUE(card["image"]["xclbin_uuid"].is_null());
+
+  Json events = Get(std::string("/v1/events?subject=") + kCard0 + "&kind=card.load")["events"];
+  ASSERT_EQ(events.size(), 3u) << events.dump(2);  // loading, loaded, no-op
+  EXPECT_EQ(events[1]["detail"]["state"], "loaded");
+  EXPECT_EQ(events[1]["detail"]["programmer"], "xrt");
+  EXPECT_EQ(events[2]["detail"]["noop"], true);
+
+  // Bad requests name the field and change nothing.
+  http::ClientResponse bad = Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image", 1}});
+  EXPECT_EQ(bad.status, 400u);
+  EXPECT_THAT(bad.body, HasSubstr("image"));
+  http::ClientResponse missing =
+      Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", "img-00000000000000000"}});
+  EXPECT_EQ(missing.status, 404u);
+  EXPECT_EQ(Card(kCard0)["image"]["state"], "cleared");
+}
+
+TEST_F(CardTest, AnImageForAnotherShellIsRefused) {
+  StartDaemon();
+  fs::path u280 = dir_.path() / "vadd_u280.xclbin";
+  RunResult pack =
+      Cli({"xclbin", "pack", "--shell", "u280-gen3x16-xdma-1", "--kernel-source",
+           std::string(FPGAHOST_SOURCE_DIR) + "/examples/vadd/vadd.cl", "--out", u280.string()});
+  ASSERT_EQ(pack.exit_code, 0) << pack.err;
+  std::string image = UploadFile(u280);
+  http::ClientResponse refused =
+      Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", image}});
+  EXPECT_EQ(refused.status, 409u) << refused.body;
+  EXPECT_THAT(refused.body, HasSubstr("XCLBIN_INCOMPATIBLE"));
+  EXPECT_THAT(refused.body, HasSubstr("xilinx_u280"));
+  EXPECT_EQ(Card(kCard0)["image"]["state"], "cleared");
+}
+
+TEST_F(CardTest, ACardWhoseUserPfIsInAVmLoadsThroughXbmgmt) {
+  SKIP_WITHOUT_SHARED_FIXTURES();
+  // Give the user PF to vfio-pci the way the VFIO code does, through the emulated kernel.
+  fpga::emu::EmulatedSysfs sysfs(Fleet());
+  ASSERT_TRUE(
+      sysfs.WriteAttribute("bus/pci/devices/0000:10:00.1/driver_override", "vfio-pci").ok());
+  ASSERT_TRUE(sysfs.WriteAttribute("bus/pci/drivers/xocl/unbind", "0000:10:00.1").ok());
+  ASSERT_TRUE(sysfs.WriteAttribute("bus/pci/drivers_probe", "0000:10:00.1").ok());
+  StartDaemon();
+  EXPECT_EQ(Card(kCard0)["user_pf"]["driver"], "vfio-pci");
+  std::string image = Upload("02_full_hw");
+  ASSERT_EQ(Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", image}}).status, 202u);
+  Json card = WaitIdle(kCard0);
+  EXPECT_EQ(card["image"]["state"], "loaded") << card.dump(2);
+  Json events = Get(std::string("/v1/events?kind=card.load&subject=") + kCard0)["events"];
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1]["detail"]["programmer"], "xbmgmt");
+}
+
+TEST_F(CardTest, ALoadInterruptedByACrashIsRepairedAtStart) {
+  SKIP_WITHOUT_SHARED_FIXTURES();
+  StartDaemon();
+  std::string image = Upload("02_full_hw");
+  Fault(kCard0, "slow-load", "20000");
+  ASSERT_EQ(Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", image}}).status, 202u);
+  daemon_->process().Signal(SIGKILL);
+  daemon_->process().Wait();
+  Fault(kCard0, "clear");
+  StartDaemon();
+  Json card = Card(kCard0);
+  EXPECT_EQ(card["operation"], "idle");
+  EXPECT_EQ(card["image"]["state"], "load_failed") << card.dump(2);
+  EXPECT_EQ(card["last_error"]["code"], "INTERRUPTED");
+  // And the card works.
+  RunResult load = Cli({"card", "load", kCard0, image, "--wait"});
+  EXPECT_EQ(load.exit_code, 0) << load.err;
+}
+
+TEST_F(CardTest, OverheatingMakesACardUnhealthyAndRefuseWork) {
+  SKIP_WITHOUT_SHARED_FIXTURES();
+  StartDaemon();
+  std::string image = Upload("02_full_hw");
+  Fault(kCard1, "overheat");
+  Json card = WaitFor(kCard1, [](const Json& c) { return c["health"]["state"] == "unhealthy"; });
+  EXPECT_THAT(ReasonCodes(card), ::testing::ElementsAre("TEMPERATURE_CRITICAL"));
+  EXPECT_EQ(card["sensors"]["fpga_temp_c"], 105.0);
+
+  http::ClientResponse refused =
+      Post(std::string("/v1/cards/") + kCard1 + "/load", {{"image_id", image}});
+  EXPECT_EQ(refused.status, 409u) << refused.body;
+  EXPECT_THAT(refused.body, HasSubstr("CARD_UNHEALTHY"));
+  EXPECT_THAT(refused.body, HasSubstr("105 C"));
+  // The others are unaffected.
+  EXPECT_EQ(Card(kCard0)["health"]["state"], "healthy");
+  EXPECT_EQ(Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", image}}).status, 202u);
+
+  Json events = Get(std::string("/v1/events?kind=card.health&subject=") + kCard1)["events"];
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back()["detail"]["to"], "unhealthy");
+
+  Fault(kCard1, "clear");
+  WaitFor(kCard1, [](const Json& c) { return c["health"]["state"] == "healthy"; });
+}
+
+TEST_F(CardTest, PowerOverLimitAndGarbledSensors) {
+  StartDaemon();
+  Fault(kCard0, "power", "300");
+  Json card = WaitFor(kCard0, [](const Json& c) { return c["health"]["state"] == "unhealthy"; });
+  EXPECT_THAT(ReasonCodes(card), ::testing::ElementsAre("POWER_OVER_LIMIT"));
+
+  // A sensor file with garbage in it: the card says which file, nothing else breaks.
+  fs::path xmc;
+  for (const auto& e : fs::directory_iterator(Fleet() / "bus/pci/devices/0000:11:00.0")) {
+    if (e.path().filename().string().starts_with("xmc.")) xmc = e.path();
+  }
+  ASSERT_FALSE(xmc.empty());
+  std::ofstream(xmc / "xmc_fpga_temp") << "garbage\n";
+  card = WaitFor(kCard1, [](const Json& c) { return c["health"]["state"] == "degraded"; });
+  EXPECT_THAT(ReasonCodes(card), ::testing::Contains("SENSOR_UNREADABLE"));
+  EXPECT_THAT(card["problems"].dump(), HasSubstr("xmc_fpga_temp"));
+  EXPECT_EQ(Card("card-0000-12-00-0")["health"]["state"], "healthy");
+}
+
+TEST_F(CardTest, ATrippedFirewallNeedsAReset) {
+  StartDaemon();
+  EXPECT_EQ(Card(kCard0)["sensors"]["firewall_status"], 0);
+  Fault(kCard0, "firewall");
+  Json card = WaitFor(kCard0, [](const Json& c) { return c["health"]["state"] == "unhealthy"; });
+  EXPECT_THAT(ReasonCodes(card), ::testing::ElementsAre("FIREWALL_TRIPPED"));
+  EXPECT_EQ(card["sensors"]["firewall_status"], 0x80000);
+  // A hot reset re-arms it, as on a real card.
+  RunResult reset = Cli({"card", "reset", kCard0, "--wait"});
+  ASSERT_EQ(reset.exit_code, 0) << reset.err;
+  WaitFor(kCard0, [](const Json& c) { return c["health"]["state"] == "healthy"; });
+}
+
+TEST_F(CardTest, LoadFailureIsKeptWithItsReason) {
+  SKIP_WITHOUT_SHARED_FIXTURES();
+  StartDaemon();
+  std::string image = Upload("02_full_hw");
+  Fault(kCard0, "load-fail");
+  ASSERT_EQ(Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", image}}).status, 202u);
+  Json card = WaitIdle(kCard0);
+  EXPECT_EQ(card["image"]["state"], "load_failed") << card.dump(2);
+  EXPECT_EQ(card["last_error"]["code"], "LOAD_FAILED");
+  EXPECT_FALSE(card["last_error"]["message"].get<std::string>().empty());
+  EXPECT_EQ(card["health"]["state"], "healthy");
+
+  RunResult cli = Cli({"card", "load", kCard0, image, "--wait"});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;  // the injected failure was for one load
+  EXPECT_EQ(Card(kCard0)["image"]["state"], "loaded");
+}
+
+TEST_F(CardTest, ATimedOutLoadNeedsAReset) {
+  SKIP_WITHOUT_SHARED_FIXTURES();
+  StartDaemon({{"--card-load-timeout", "1"}});
+  std::string image = Upload("02_full_hw");
+  Fault(kCard0, "load-timeout");
+  ASSERT_EQ(Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", image}}).status, 202u);
+  Json card = WaitIdle(kCard0);
+  EXPECT_EQ(card["image"]["state"], "load_failed");
+  EXPECT_EQ(card["last_error"]["code"], "LOAD_TIMEOUT");
+  EXPECT_THAT(ReasonCodes(card), ::testing::Contains("LOAD_HUNG"));
+  EXPECT_EQ(card["health"]["state"], "unhealthy");
+
+  RunResult reset = Cli({"card", "reset", kCard0, "--wait"});
+  ASSERT_EQ(reset.exit_code, 0) << reset.err;
+  card = WaitFor(kCard0, [](const Json& c) { return c["health"]["state"] == "healthy"; });
+  EXPECT_EQ(card["image"]["state"], "cleared");
+}
+
+TEST_F(CardTest, SurpriseRemovalMarksTheCardGoneNotForgotten) {
+  StartDaemon();
+  Fault(kCard1, "remove");
+  Json card = WaitFor(kCard1, [](const Json& c) { return c["present"] == false; });
+  EXPECT_EQ(card["health"]["state"], "unhealthy");
+  EXPECT_THAT(ReasonCodes(card), ::testing::ElementsAre("CARD_GONE"));
+  EXPECT_EQ(Get("/v1/cards")["cards"].size(), 4u);
+  http::ClientResponse refused = Post(std::string("/v1/cards/") + kCard1 + "/validate");
+  EXPECT_EQ(refused.status, 409u);
+  EXPECT_THAT(refused.body, HasSubstr("CARD_GONE"));
+  EXPECT_EQ(Card(kCard0)["health"]["state"], "healthy");
+
+  Fault(kCard1, "clear");  // a rescan brings it back
+  card = WaitFor(kCard1, [](const Json& c) { return c["present"] == true; });
+  WaitFor(kCard1, [](const Json& c) { return c["health"]["state"] == "healthy"; });
+  Json events = Get(std::string("/v1/events?kind=card&subject=") + kCard1)["events"];
+  std::vector<std::string> kinds;
+  for (const Json& e : events) kinds.push_back(e["kind"]);
+  EXPECT_THAT(kinds, ::testing::IsSupersetOf({"card.discovered", "card.gone", "card.returned"}));
+}
+
+TEST_F(CardTest, OneOperationPerCardAndDrain) {
+  SKIP_WITHOUT_SHARED_FIXTURES();
+  StartDaemon();
+  std::string image = Upload("02_full_hw");
+  Fault(kCard0, "slow-load", "3000");
+  ASSERT_EQ(Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", image}}).status, 202u);
+  http::ClientResponse busy = Post(std::string("/v1/cards/") + kCard0 + "/clear");
+  EXPECT_EQ(busy.status, 409u);
+  EXPECT_THAT(busy.body, HasSubstr("CARD_BUSY"));
+
+  // Draining a busy card waits for the operation; then no new work is taken.
+  Json drained = Json::parse(Post(std::string("/v1/cards/") + kCard0 + "/drain").body);
+  EXPECT_EQ(drained["admin_state"], "draining");
+  Json card = WaitFor(kCard0, [](const Json& c) { return c["admin_state"] == "drained"; });
+  EXPECT_EQ(card["image"]["state"], "loaded");
+  http::ClientResponse refused =
+      Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", Upload("03_clock_freq")}});
+  EXPECT_EQ(refused.status, 409u);
+  EXPECT_THAT(refused.body, HasSubstr("CARD_DRAINED"));
+
+  // The state survives a restart.
+  StartDaemon();
+  card = Card(kCard0);
+  EXPECT_EQ(card["admin_state"], "drained");
+  EXPECT_EQ(card["image"]["image_id"], image);
+  RunResult undrain = Cli({"card", "undrain", kCard0});
+  EXPECT_EQ(undrain.exit_code, 0) << undrain.err;
+  EXPECT_EQ(Card(kCard0)["admin_state"], "active");
+}
+
+TEST_F(CardTest, MissingXrtIsACardLevelError) {
+  SKIP_WITHOUT_SHARED_FIXTURES();
+  StartDaemon({{"--xrt-library", "/nonexistent/libxrt_coreutil.so.2"}});
+  std::string image = Upload("02_full_hw");
+  ASSERT_EQ(Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", image}}).status, 202u);
+  Json card = WaitIdle(kCard0);
+  EXPECT_EQ(card["image"]["state"], "load_failed");
+  EXPECT_EQ(card["last_error"]["code"], "XRT_UNAVAILABLE");
+  EXPECT_THAT(card["last_error"]["message"].get<std::string>(), HasSubstr("/nonexistent"));
+  EXPECT_EQ(Get("/v1/health")["status"], "ok");
+}
+
+TEST_F(CardTest, ValidateRunsTheVerificationDesignsOnTheCard) {
+  StartDaemon({{"--card-validate-timeout", "300"}});
+  RunResult r = Cli({"card", "validate", kCard0});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("[PASSED]"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("[FAILED]")));
+
+  Json card = Card(kCard0);
+  const Json& v = card["validation"];
+  EXPECT_EQ(v["state"], "passed") << v.dump(2);
+  std::set<std::string> designs;
+  bool measured_bandwidth = false;
+  for (const Json& t : v["tests"]) {
+    EXPECT_TRUE(t["passed"].get<bool>()) << t.dump();
+    if (t.contains("design")) designs.insert(t["design"]);
+    if (t.contains("bandwidth_mb_s") && t["bandwidth_mb_s"].get<double>() > 0) {
+      measured_bandwidth = true;
+    }
+  }
+  EXPECT_EQ(designs, (std::set<std::string>{"hello", "bandwidth"}));
+  EXPECT_TRUE(measured_bandwidth) << v.dump(2);
+  EXPECT_EQ(card["image"]["state"], "cleared");  // validation leaves the card clean
+}
+
+}  // namespace
+}  // namespace fpgahost
