@@ -10,18 +10,16 @@
 // one-card emulated fleet, uploads two fixture images with different xclbin UUIDs and loads
 // them alternately (loading the loaded one again is a no-op, which would flatter the numbers).
 #include <fmt/format.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench/bench_daemon.h"
 #include "common/files.h"
 #include "common/json.h"
 #include "fpga/emu/sysfs_tree.h"
@@ -55,29 +53,14 @@ int main(int argc, char** argv) {
                                                        /*load_ms=*/0);
   if (!made.ok()) return std::fprintf(stderr, "%s\n", made.ToString().c_str()), 1;
 
-  int out[2];
-  if (::pipe(out) != 0) return 1;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::close(out[0]);
-    std::string daemon = (bin_dir / "host/fpgahostd").string();
-    std::string xrt = (bin_dir / "fpga/libxrt_emu.so").string();
-    std::string xbmgmt = (bin_dir / "fpga/xbmgmt").string();
-    ::execl(daemon.c_str(), daemon.c_str(), "--data-dir", data.c_str(), "--listen", "127.0.0.1:0",
-            "--sysfs-root", fleet.c_str(), "--xrt-library", xrt.c_str(), "--xbmgmt", xbmgmt.c_str(),
-            "--card-scan-interval", "60", "--log-level", "warn", nullptr);
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  FILE* in = ::fdopen(out[0], "r");
-  char line[512];
-  uint16_t port = 0;
-  while (port == 0 && std::fgets(line, sizeof(line), in) != nullptr) {
-    std::cmatch m;
-    if (std::regex_search(line, m, std::regex(R"(127\.0\.0\.1:(\d+))"))) port = std::stoi(m[1]);
-  }
-  if (port == 0) return std::fprintf(stderr, "daemon did not start\n"), 1;
+  fs::path xrt = bin_dir / "fpga/libxrt_emu.so";
+  fs::path xbmgmt = bin_dir / "fpga/xbmgmt";
+  fpgahost::bench::BenchDaemon daemon = fpgahost::bench::StartBenchDaemon(
+      bin_dir, data,
+      {"--sysfs-root", fleet.string(), "--xrt-library", xrt.string(), "--xbmgmt", xbmgmt.string(),
+       "--card-scan-interval", "60", "--log-level", "warn"});
+  if (daemon.port == 0) return std::fprintf(stderr, "daemon did not start\n"), 1;
+  uint16_t port = daemon.port;
   std::string token = *fpgahost::ReadFile(data / "tokens/operator.token");
   token.pop_back();
 
@@ -129,8 +112,7 @@ int main(int argc, char** argv) {
     if (state != "loaded") ++failed;
     if (i >= 20) ms.push_back(elapsed);  // the first loads warm caches and connections
   }
-  ::kill(pid, SIGTERM);
-  ::waitpid(pid, nullptr, 0);
+  fpgahost::bench::StopBenchDaemon(daemon);
   fs::remove_all(data);
 
   std::printf("%d loads (load time 0): p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d not loaded\n",

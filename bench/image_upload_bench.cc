@@ -6,18 +6,16 @@
 // Starts its own fpgahostd (the one built beside it) on a free port with a temporary data
 // dir, uploads through the same streaming client the CLI uses, and reports upload time too.
 #include <fmt/format.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <regex>
 #include <string>
 #include <thread>
 
+#include "bench/bench_daemon.h"
 #include "bench/big_xclbin.h"
 #include "common/files.h"
 #include "common/json.h"
@@ -59,27 +57,12 @@ int main(int argc, char** argv) {
   if (!made.ok()) return std::fprintf(stderr, "%s\n", made.ToString().c_str()), 1;
 
   std::string data = "/tmp/fpgahost-bench-upload-" + std::to_string(::getpid());
-  int out[2];
-  if (::pipe(out) != 0) return 1;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::close(out[0]);
-    std::string daemon = bin_dir + "/host/fpgahostd";
-    std::string max = std::to_string((size_mib + 16) << 20);
-    ::execl(daemon.c_str(), daemon.c_str(), "--data-dir", data.c_str(), "--listen", "127.0.0.1:0",
-            "--image-max-bytes", max.c_str(), "--log-level", "warn", nullptr);
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  FILE* in = ::fdopen(out[0], "r");
-  char line[512];
-  uint16_t port = 0;
-  while (port == 0 && std::fgets(line, sizeof(line), in) != nullptr) {
-    std::cmatch m;
-    if (std::regex_search(line, m, std::regex(R"(127\.0\.0\.1:(\d+))"))) port = std::stoi(m[1]);
-  }
-  if (port == 0) return std::fprintf(stderr, "daemon did not start\n"), 1;
+  std::string max = std::to_string((size_mib + 16) << 20);
+  fpgahost::bench::BenchDaemon daemon = fpgahost::bench::StartBenchDaemon(
+      bin_dir, data, {"--image-max-bytes", max, "--log-level", "warn"});
+  if (daemon.port == 0) return std::fprintf(stderr, "daemon did not start\n"), 1;
+  pid_t pid = daemon.pid;
+  uint16_t port = daemon.port;
   std::string token = *fpgahost::ReadFile(data + "/tokens/demo.token");
   token.pop_back();
 
@@ -125,8 +108,7 @@ int main(int argc, char** argv) {
   auto t2 = std::chrono::steady_clock::now();
   done = true;
   sampler.join();
-  ::kill(pid, SIGTERM);
-  ::waitpid(pid, nullptr, 0);
+  fpgahost::bench::StopBenchDaemon(daemon);
   fs::remove_all(data);
 
   double secs = std::chrono::duration<double>(t1 - t0).count();

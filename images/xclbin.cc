@@ -6,54 +6,17 @@
 #include <cstring>
 #include <limits>
 
+#include "images/axlf_layout.h"
+
 namespace fpgahost::images {
 namespace {
 
-// Field offsets of struct axlf (XRT xclbin.h); everything is little-endian.
-constexpr size_t kOffSignatureLength = 8;
-constexpr size_t kOffReserved = 12;
-constexpr size_t kReservedSize = 28;
-constexpr size_t kOffKeyBlock = 40;
-constexpr size_t kKeyBlockSize = 256;
-constexpr size_t kOffUniqueId = 296;
-constexpr size_t kOffLength = 304;
-constexpr size_t kOffTimeStamp = 312;
-constexpr size_t kOffFeatureRomTimeStamp = 320;
-constexpr size_t kOffVersionPatch = 328;
-constexpr size_t kOffVersionMajor = 330;
-constexpr size_t kOffVersionMinor = 331;
-constexpr size_t kOffMode = 332;
-constexpr size_t kOffActionMask = 334;
-constexpr size_t kOffInterfaceUuid = 336;
-constexpr size_t kOffPlatformVbnv = 352;
-constexpr size_t kVbnvSize = 64;
-constexpr size_t kOffUuid = 416;
-constexpr size_t kOffDebugBin = 432;
-constexpr size_t kDebugBinSize = 16;
-constexpr size_t kOffNumSections = 448;
-
-// Offsets inside one axlf_section_header.
-constexpr size_t kSecOffKind = 0;
-constexpr size_t kSecOffName = 4;
-constexpr size_t kSecNameSize = 16;
-constexpr size_t kSecOffOffset = 24;
-constexpr size_t kSecOffSize = 32;
-
-// Typed sections: where the entry array starts (after the count and the padding the C
-// compiler puts before the first entry) and the size of one entry.
-constexpr size_t kIpLayoutEntries = 8, kIpDataSize = 80, kIpNameSize = 64;
-constexpr size_t kMemTopologyEntries = 8, kMemDataSize = 40, kMemTagSize = 16;
-constexpr size_t kConnectivityEntries = 4, kConnectionSize = 12;
-constexpr size_t kClockTopologyEntries = 2, kClockFreqSize = 136, kClockNameSize = 128;
-constexpr size_t kDebugIpLayoutEntries = 8, kDebugIpDataSize = 144;
+using namespace axlf;  // NOLINT(google-build-using-namespace): the layout constants
 
 // xclbinutil's user signature block (XclBinUtilities.h SignatureHeader).
 constexpr std::array<uint8_t, 16> kUserSignatureMagic = {
     0x53, 0x49, 0x47, 0x4E, 0x9D, 0xFF, 0x41, 0xC0, 0x8C, 0xCB, 0x82, 0xA7, 0x13, 0x1C, 0xC9, 0xF3};
 constexpr size_t kUserSignatureHeaderSize = 44;
-
-constexpr std::string_view kMirrorStart = "XCLBIN_MIRROR_DATA_START";
-constexpr std::string_view kMirrorEnd = "XCLBIN_MIRROR_DATA_END";
 
 // Callers check bounds before reading; these only assemble little-endian values without
 // unaligned loads.

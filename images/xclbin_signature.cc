@@ -19,6 +19,8 @@
 #include <optional>
 
 #include "common/files.h"
+#include "images/axlf_layout.h"
+#include "images/openssl_util.h"
 #include "images/xclbin.h"
 
 namespace fpgahost::images {
@@ -46,31 +48,11 @@ class TrustedCertsAccess {
 
 namespace {
 
+using namespace axlf;  // NOLINT(google-build-using-namespace): the layout constants
+
 constexpr char kReasonInvalidCertificate[] = "INVALID_CERTIFICATE";
-constexpr size_t kOffSignatureLength = 8;
-constexpr size_t kOffLength = 304;
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct CmsFree {
-  void operator()(CMS_ContentInfo* c) const { CMS_ContentInfo_free(c); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-using BioPtr = std::unique_ptr<BIO, BioFree>;
-using CmsPtr = std::unique_ptr<CMS_ContentInfo, CmsFree>;
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-
-// The most recent OpenSSL error as text, and an empty error queue for the next caller.
-std::string TakeOpenSslError() {
-  unsigned long err = ERR_peek_last_error();
-  const char* reason = err != 0 ? ERR_reason_error_string(err) : nullptr;
-  std::string out = reason != nullptr ? reason : fmt::format("OpenSSL error {:#x}", err);
-  ERR_clear_error();
-  return out;
-}
+using namespace openssl;  // NOLINT(google-build-using-namespace): the owners above
 
 std::string NameToString(const X509_NAME* name) {
   if (name == nullptr) return "";

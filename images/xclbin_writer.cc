@@ -18,41 +18,13 @@
 #include <memory>
 #include <set>
 
+#include "images/axlf_layout.h"
+#include "images/openssl_util.h"
+
 namespace fpgahost::images {
 namespace {
 
-// Field offsets of struct axlf (XRT xclbin.h), as in images/xclbin.cc.
-constexpr size_t kOffSignatureLength = 8;
-constexpr size_t kOffReserved = 12;
-constexpr size_t kReservedSize = 28;
-constexpr size_t kOffKeyBlock = 40;
-constexpr size_t kKeyBlockSize = 256;
-constexpr size_t kOffUniqueId = 296;
-constexpr size_t kOffLength = 304;
-constexpr size_t kOffTimeStamp = 312;
-constexpr size_t kOffFeatureRomTimeStamp = 320;
-constexpr size_t kOffVersionPatch = 328;
-constexpr size_t kOffVersionMajor = 330;
-constexpr size_t kOffVersionMinor = 331;
-constexpr size_t kOffMode = 332;
-constexpr size_t kOffActionMask = 334;
-constexpr size_t kOffInterfaceUuid = 336;
-constexpr size_t kOffPlatformVbnv = 352;
-constexpr size_t kVbnvSize = 64;
-constexpr size_t kOffUuid = 416;
-constexpr size_t kOffDebugBin = 432;
-constexpr size_t kDebugBinSize = 16;
-constexpr size_t kOffNumSections = 448;
-constexpr size_t kSecNameSize = 16;
-
-// Typed sections: where entries start and how big one is (see images/xclbin.cc).
-constexpr size_t kIpLayoutEntries = 8, kIpDataSize = 80, kIpNameSize = 64;
-constexpr size_t kMemTopologyEntries = 8, kMemDataSize = 40, kMemTagSize = 16;
-constexpr size_t kConnectivityEntries = 4, kConnectionSize = 12;
-constexpr size_t kClockTopologyEntries = 2, kClockFreqSize = 136, kClockNameSize = 128;
-
-constexpr std::string_view kMirrorStart = "XCLBIN_MIRROR_DATA_START";
-constexpr std::string_view kMirrorEnd = "XCLBIN_MIRROR_DATA_END";
+using namespace axlf;  // NOLINT(google-build-using-namespace): the layout constants
 
 using OJson = nlohmann::ordered_json;
 
@@ -496,35 +468,7 @@ StatusOr<std::vector<uint8_t>> WriteXclbin(const XclbinHeaderFields& header,
   return out;
 }
 
-namespace {
-
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct CmsFree {
-  void operator()(CMS_ContentInfo* c) const { CMS_ContentInfo_free(c); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct KeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-using BioPtr = std::unique_ptr<BIO, BioFree>;
-
-std::string TakeOpenSslError() {
-  unsigned long err = ERR_peek_last_error();
-  const char* reason = err != 0 ? ERR_reason_error_string(err) : nullptr;
-  std::string out = reason != nullptr ? reason : fmt::format("OpenSSL error {:#x}", err);
-  ERR_clear_error();
-  return out;
-}
-
-BioPtr MemBio(std::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
-
-}  // namespace
+using namespace openssl;  // NOLINT(google-build-using-namespace): OpenSSL owners
 
 StatusOr<std::vector<uint8_t>> SignXclbin(std::vector<uint8_t> unsigned_xclbin,
                                           std::string_view private_key_pem,
@@ -544,8 +488,7 @@ StatusOr<std::vector<uint8_t>> SignXclbin(std::vector<uint8_t> unsigned_xclbin,
   }
   ERR_clear_error();
   BioPtr key_bio = MemBio(private_key_pem);
-  std::unique_ptr<EVP_PKEY, KeyFree> key(
-      key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  KeyPtr key(key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!key) {
     return WriteInvalid(
         fmt::format("the signing key is not a readable PEM private key: {}", TakeOpenSslError()));

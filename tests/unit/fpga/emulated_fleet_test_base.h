@@ -7,11 +7,13 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/files.h"
 #include "fpga/discovery.h"
+#include "fpga/emu/faults.h"
 #include "fpga/emu/sysfs_tree.h"
 #include "fpga/programmer.h"
 #include "images/xclbin.h"
@@ -23,6 +25,12 @@ namespace fpgahost::fpga {
 class EmulatedFleetTest : public ::testing::Test {
  protected:
   static constexpr int kCards = 3;
+
+  // Injects a fault on card `card` (0-based), as `fpgahost emu fault` does.
+  void Inject(int card, emu::FaultKind kind, std::optional<double> value = std::nullopt) {
+    StatusOr<std::string> done = emu::InjectFault(Root(), CardId(card), kind, value);
+    ASSERT_TRUE(done.ok()) << done.status().ToString();
+  }
 
   // The fleet's root; the same for every test of the process.
   static const std::filesystem::path& Root() {

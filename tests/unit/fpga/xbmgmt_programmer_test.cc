@@ -20,10 +20,6 @@ class XbmgmtProgrammerTest : public EmulatedFleetTest {
     SKIP_WITHOUT_SHARED_FIXTURES();
     EmulatedFleetTest::SetUp();
   }
-  void Inject(int card, emu::FaultKind kind, std::optional<double> value = std::nullopt) {
-    StatusOr<std::string> done = emu::InjectFault(Root(), CardId(card), kind, value);
-    ASSERT_TRUE(done.ok()) << done.status().ToString();
-  }
 
   XbmgmtProgrammer xbmgmt_{FPGAHOST_XBMGMT_EMU};
 };

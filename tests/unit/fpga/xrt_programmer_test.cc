@@ -22,10 +22,6 @@ class XrtProgrammerTest : public EmulatedFleetTest {
     SKIP_WITHOUT_SHARED_FIXTURES();
     EmulatedFleetTest::SetUp();
   }
-  void Inject(int card, emu::FaultKind kind, std::optional<double> value = std::nullopt) {
-    StatusOr<std::string> done = emu::InjectFault(Root(), CardId(card), kind, value);
-    ASSERT_TRUE(done.ok()) << done.status().ToString();
-  }
 
   XrtProgrammer xrt_{FPGAHOST_XRT_EMU_LIBRARY};
 };

@@ -1,0 +1,27 @@
+// The fpgahostd built beside a benchmark, started on a free loopback port for it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace fpgahost::bench {
+
+struct BenchDaemon {
+  pid_t pid = -1;
+  uint16_t port = 0;  // 0 when it did not start
+};
+
+// Runs <build>/host/fpgahostd --data-dir `data_dir` --listen 127.0.0.1:0 `args...` and waits
+// for it to print where it listens. `bin_dir` is the build directory.
+BenchDaemon StartBenchDaemon(const std::filesystem::path& bin_dir,
+                             const std::filesystem::path& data_dir,
+                             const std::vector<std::string>& args);
+
+// SIGTERM, then waits for it.
+void StopBenchDaemon(const BenchDaemon& daemon);
+
+}  // namespace fpgahost::bench
