@@ -4,6 +4,7 @@
 
 #include <charconv>
 
+#include "common/ids.h"
 #include "host/api/api.h"
 #include "host/cards/card_manager.h"
 #include "host/images/image_registry.h"
@@ -80,6 +81,11 @@ StatusOr<LoadRequest> ResolveImage(ImageRegistry& registry, const images::BlobSt
   ASSIGN_OR_RETURN(Json j, ParseJsonObject(body));
   RETURN_IF_ERROR(CheckKnownFields(j, {"image_id"}));
   ASSIGN_OR_RETURN(std::string image_id, GetField<std::string>(j, "image_id"));
+  if (!IsValidId(image_id, "img")) {
+    return InvalidArgumentError(
+        fmt::format("field 'image_id' must be an image id (img-...), not '{}'", image_id),
+        "INVALID_FIELD");
+  }
   ASSIGN_OR_RETURN(ImageRecord image, registry.Get(who, image_id));
   if (image.state != "available") {
     return FailedPreconditionError(

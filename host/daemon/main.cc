@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
   std::cout << "Try: " << cli << " --endpoint " << endpoint << " health\n"
             << "     " << cli << " --endpoint " << endpoint << " --token-file "
             << (s.data_dir / "tokens" / "demo.token").string() << " whoami\n"
+            << "     " << cli << " --endpoint " << endpoint << " --token-file "
+            << (s.data_dir / "tokens" / "operator.token").string() << " card list\n"
             << std::flush;
 
   int sig = 0;

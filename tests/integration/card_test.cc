@@ -202,6 +202,10 @@ TEST_F(CardTest, LoadsAndClearsAnUploadedImage) {
   http::ClientResponse missing =
       Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", "img-00000000000000000"}});
   EXPECT_EQ(missing.status, 404u);
+  http::ClientResponse empty =
+      Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", ""}});
+  EXPECT_EQ(empty.status, 400u);
+  EXPECT_THAT(empty.body, HasSubstr("image_id"));
   EXPECT_EQ(Card(kCard0)["image"]["state"], "cleared");
 }
 
@@ -352,6 +356,21 @@ TEST_F(CardTest, ATimedOutLoadNeedsAReset) {
   EXPECT_EQ(card["image"]["state"], "cleared");
 }
 
+TEST_F(CardTest, ANewCardAppearsWithoutARestart) {
+  StartDaemon();
+  ASSERT_EQ(Get("/v1/cards")["cards"].size(), 4u);
+  // The fleet grows under the running daemon, as a hot-plugged card would appear.
+  RunResult grow = Cli({"emu", "init", Fleet().string(), "--cards", "5", "--load-ms", "0"});
+  ASSERT_EQ(grow.exit_code, 0) << grow.err;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (Get("/v1/cards")["cards"].size() < 5 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(Card("card-0000-14-00-0")["health"]["state"], "healthy");
+  Json events = Get("/v1/events?kind=card.discovered&subject=card-0000-14-00-0")["events"];
+  EXPECT_EQ(events.size(), 1u);
+}
+
 TEST_F(CardTest, SurpriseRemovalMarksTheCardGoneNotForgotten) {
   StartDaemon();
   Fault(kCard1, "remove");
@@ -377,7 +396,7 @@ TEST_F(CardTest, OneOperationPerCardAndDrain) {
   SKIP_WITHOUT_SHARED_FIXTURES();
   StartDaemon();
   std::string image = Upload("02_full_hw");
-  Fault(kCard0, "slow-load", "3000");
+  Fault(kCard0, "slow-load", "5000");
   ASSERT_EQ(Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", image}}).status, 202u);
   http::ClientResponse busy = Post(std::string("/v1/cards/") + kCard0 + "/clear");
   EXPECT_EQ(busy.status, 409u);
