@@ -214,9 +214,16 @@ Status CardManager::Save(Card& card, const Events& events) {
 }
 
 Status CardManager::Rescan() {
+  // What the scan reads may be older than an operation that ends while it runs: such a card's
+  // image state is left to the operation (its epoch moved on).
+  std::map<std::string, uint64_t, std::less<>> epochs;
+  {
+    MutexLock lock(mu_);
+    for (const auto& [id, card] : cards_) epochs[id] = card.image_epoch;
+  }
   ASSIGN_OR_RETURN(std::vector<fpga::CardInfo> scanned, scanner_.Scan());
   MutexLock lock(mu_);
-  return Merge(std::move(scanned));
+  return Merge(std::move(scanned), epochs);
 }
 
 void CardManager::ReconcileImage(Card& card, Events& events) {
@@ -260,7 +267,8 @@ void CardManager::ReconcileImage(Card& card, Events& events) {
   }
 }
 
-Status CardManager::Merge(std::vector<fpga::CardInfo> scanned) {
+Status CardManager::Merge(std::vector<fpga::CardInfo> scanned,
+                          const std::map<std::string, uint64_t, std::less<>>& epochs) {
   std::string now = FormatRfc3339(deps_.clock.Now());
   std::set<std::string, std::less<>> seen;
   Status result = Status::Ok();
@@ -290,7 +298,9 @@ Status CardManager::Merge(std::vector<fpga::CardInfo> scanned) {
     if (returned) {
       events.push_back({"card.returned", {{"mgmt_bdf", card.info.mgmt_bdf}}});
     }
-    ReconcileImage(card, events);
+    auto epoch = epochs.find(card.info.id);
+    bool fresh = is_new || (epoch != epochs.end() && epoch->second == card.image_epoch);
+    if (fresh) ReconcileImage(card, events);
     UpdateHealth(card, events);
     MaybeFinishDrain(card, events);
     if (is_new || bdfs_changed || !events.empty()) {
@@ -501,6 +511,7 @@ StatusOr<CardManager::Accepted> CardManager::Load(std::string_view id, const Loa
     return Accepted{View(*card), false};
   }
   card->operation = "loading";
+  card->image_epoch++;
   card->image_state = "loading";
   card->image_id = request.image_id;
   card->xclbin_uuid = request.xclbin_uuid;
@@ -525,6 +536,7 @@ StatusOr<CardManager::Accepted> CardManager::StartReset(std::string_view id, boo
         kReasonCardAssigned);
   }
   card->operation = is_clear ? "clearing" : "resetting";
+  card->image_epoch++;
   if (card->image_state == "loaded") card->image_state = "clearing";
   RETURN_IF_ERROR(
       Save(*card, {{is_clear ? "card.clear" : "card.reset", {{"state", card->operation}}}}));
@@ -550,6 +562,7 @@ StatusOr<CardManager::Accepted> CardManager::Validate(std::string_view id) {
                                    "VALIDATE_UNAVAILABLE");
   }
   card->operation = "validating";
+  card->image_epoch++;
   card->validation = {{"state", "running"},
                       {"started_at", FormatRfc3339(deps_.clock.Now())},
                       {"tests", Json::array()}};
@@ -589,6 +602,7 @@ void CardManager::DoLoad(const std::string& id, LoadRequest request) {
   MutexLock lock(mu_);
   Card& card = cards_.at(id);
   card.operation = "idle";
+  card.image_epoch++;
   Events events;
   // The loaded UUID can be read back only while the host holds the user PF; through the
   // management PF (a card in a VM) xbmgmt's word is all there is, as on any XRT host.
@@ -636,6 +650,7 @@ void CardManager::DoReset(const std::string& id, bool is_clear) {
   MutexLock lock(mu_);
   Card& card = cards_.at(id);
   card.operation = "idle";
+  card.image_epoch++;
   std::string kind = is_clear ? "card.clear" : "card.reset";
   Events events;
   if (s.ok() && (!reported || reported->empty())) {
@@ -758,6 +773,7 @@ void CardManager::DoValidate(const std::string& id) {
   MutexLock lock(mu_);
   Card& card = cards_.at(id);
   card.operation = "idle";
+  card.image_epoch++;
   card.validation["state"] = passed ? "passed" : "failed";
   card.validation["finished_at"] = FormatRfc3339(deps_.clock.Now());
   card.validation["tests"] = tests;

@@ -157,6 +157,9 @@ class CardManager {
     std::string error_code;
     std::string error_message;
     bool needs_reset = false;
+    // Moves whenever an operation starts or ends, so a scan that began before can tell its
+    // view of the image is stale.
+    uint64_t image_epoch = 0;
     Json validation = Json::object();
     std::string first_seen;
     std::string last_seen;
@@ -166,7 +169,9 @@ class CardManager {
   using Events = std::vector<std::pair<std::string, Json>>;  // (kind, detail)
 
   Status LoadTable() REQUIRES(mu_);
-  Status Merge(std::vector<fpga::CardInfo> scanned) REQUIRES(mu_);
+  // `epochs`: each card's image_epoch when the scan started.
+  Status Merge(std::vector<fpga::CardInfo> scanned,
+               const std::map<std::string, uint64_t, std::less<>>& epochs) REQUIRES(mu_);
   // Brings the record's image state in line with what the card reports, finishing operations
   // a crash interrupted.
   void ReconcileImage(Card& card, Events& events) REQUIRES(mu_);

@@ -394,9 +394,9 @@ TEST_F(CardTest, SurpriseRemovalMarksTheCardGoneNotForgotten) {
 
 TEST_F(CardTest, OneOperationPerCardAndDrain) {
   SKIP_WITHOUT_SHARED_FIXTURES();
-  StartDaemon();
+  StartDaemon({{"--card-load-timeout", "60"}});
   std::string image = Upload("02_full_hw");
-  Fault(kCard0, "slow-load", "5000");
+  Fault(kCard0, "slow-load", "3000");
   ASSERT_EQ(Post(std::string("/v1/cards/") + kCard0 + "/load", {{"image_id", image}}).status, 202u);
   http::ClientResponse busy = Post(std::string("/v1/cards/") + kCard0 + "/clear");
   EXPECT_EQ(busy.status, 409u);
