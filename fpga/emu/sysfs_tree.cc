@@ -233,6 +233,8 @@ Status CreateEmulatedFleet(const fs::path& root, int cards, const images::ShellC
   return CreateEmulatedFleet(root, cards, *shell, load_ms);
 }
 
+fs::path EmulatedDevRoot(const fs::path& root) { return root / "dev"; }
+
 bool IsEmulatedFleet(const fs::path& root) {
   std::error_code ec;
   return fs::is_regular_file(root / kFleetMarker, ec);
@@ -271,6 +273,9 @@ class Tree {
   }
   // xocl's xclbinuuid: what the card's state says is loaded.
   Status WriteXclbinUuid(const std::string& user_bdf);
+  // <root>/dev/vfio/<group> of the device's group: present while a device of the group is
+  // bound to vfio-pci.
+  Status SyncVfioGroupNode(const std::string& bdf);
 
   fs::path root_;
   RealSysfs files_;
@@ -327,7 +332,31 @@ Status Tree::Bind(const std::string& bdf, const std::string& driver) {
   RETURN_IF_ERROR(LinkDriver(root_, device_dir.lexically_relative(root_), bdf, driver));
   // xocl's probe publishes its attributes; the only one emulated is xclbinuuid.
   if (driver == "xocl") return WriteXclbinUuid(bdf);
+  if (driver == kVfioPciDriver) return SyncVfioGroupNode(bdf);
   return Status::Ok();
+}
+
+Status Tree::SyncVfioGroupNode(const std::string& bdf) {
+  StatusOr<std::string> link = files_.ReadLink(Device(bdf) + "/iommu_group");
+  if (!link.ok()) return Status::Ok();  // vfio-pci refuses such a device; nothing to publish
+  std::string group = LinkBasename(*link);
+  if (!IsPlainName(group)) return Status::Ok();
+  bool held = false;
+  StatusOr<std::vector<std::string>> members =
+      files_.ListDirectory("kernel/iommu_groups/" + group + "/devices");
+  for (const std::string& member : members.value_or(std::vector<std::string>{})) {
+    if (BoundDriver(member) == kVfioPciDriver) held = true;
+  }
+  fs::path node = EmulatedDevRoot(root_) / "vfio" / group;
+  std::error_code ec;
+  if (!held) {
+    fs::remove(node, ec);
+    if (ec) return ErrnoError("removing " + node.string(), ec.value());
+    return Status::Ok();
+  }
+  if (fs::exists(node, ec)) return Status::Ok();
+  RETURN_IF_ERROR(MakeDirs(node.parent_path()));
+  return WriteText(node, "");
 }
 
 Status Tree::Unbind(const std::string& bdf, const std::string& driver) {
@@ -345,6 +374,7 @@ Status Tree::Unbind(const std::string& bdf, const std::string& driver) {
   if (ec) return ErrnoError("unbinding " + bdf, ec.value());
   fs::remove(root_ / "bus/pci/drivers" / driver / bdf, ec);
   if (ec) return ErrnoError("unbinding " + bdf, ec.value());
+  if (driver == kVfioPciDriver) return SyncVfioGroupNode(bdf);
   return Status::Ok();
 }
 

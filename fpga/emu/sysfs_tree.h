@@ -21,6 +21,12 @@
 //   bus/pci/drivers_probe, bus/pci/rescan
 //   kernel/iommu_groups/<n>/devices/<bdf> -> the device
 //   .fpgahost-emulated-fleet           marker (JSON: cards, shell)
+//   dev/vfio/<n>                       the emulated /dev (EmulatedDevRoot): vfio-pci's group
+//                                      node, a regular file standing in for the character
+//                                      device, present while a device of group <n> is bound
+//                                      to vfio-pci (as the kernel's vfio core creates it with
+//                                      the group's first vfio device and removes it with the
+//                                      last)
 //   emu/                               the emulator's control area (fpga/emu/emu_area.h):
 //                                      fleet.json with `load_ms`, per-card state and faults
 //
@@ -70,6 +76,11 @@ Status CreateEmulatedFleet(const std::filesystem::path& root, int cards,
                            const images::ShellCatalogue& catalogue, std::string_view shell_name,
                            int load_ms = kDefaultLoadMs);
 
+inline constexpr char kVfioPciDriver[] = "vfio-pci";
+
+// The fleet's stand-in for /dev: <root>/dev, where vfio/<group> appears (see above).
+std::filesystem::path EmulatedDevRoot(const std::filesystem::path& root);
+
 // True when `root` holds an emulated fleet (its marker file).
 bool IsEmulatedFleet(const std::filesystem::path& root);
 
@@ -104,7 +115,9 @@ Status SyncUserPfXclbinUuid(const std::filesystem::path& root, std::string_view 
 //     (RemovePciDevice), zero does nothing; InvalidArgument for anything else.
 //   bus/pci/rescan, value a number: non-zero brings back every removed device (RescanPciBus).
 // Binding a user PF to xocl creates xocl's xclbinuuid from the card's state; unbinding it
-// removes the file. Other writes go to the file as with RealSysfs.
+// removes the file. Binding a device to vfio-pci creates dev/vfio/<its group>; unbinding (or
+// removing) the group's last vfio-pci device removes it. Other writes go to the file as with
+// RealSysfs.
 class EmulatedSysfs : public Sysfs {
  public:
   explicit EmulatedSysfs(std::filesystem::path root) : files_(std::move(root)) {}
