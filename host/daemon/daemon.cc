@@ -21,8 +21,10 @@
 #include "host/http/http_server.h"
 #include "host/images/default_shells.h"
 #include "host/images/image_registry.h"
+#include "host/instances/store_binding_journal.h"
 #include "host/store/state_store.h"
 #include "images/blob_store.h"
+#include "vfio/vfio_binder.h"
 
 namespace fpgahost {
 namespace fs = std::filesystem;
@@ -100,14 +102,21 @@ StatusOr<images::XclbinValidationOptions> ValidationOptions(const DaemonConfig& 
   return o;
 }
 
+bool IsEmulatedFleet(const fs::path& sysfs_root) {
+  std::error_code ec;
+  return fs::exists(sysfs_root / fpga::emu::kFleetMarker, ec);
+}
+
 // The kernel's /sys, or an emulated fleet's tree (which needs the kernel's effects of writes
 // to driver control files emulated): told apart by the fleet's marker file.
 std::unique_ptr<fpga::Sysfs> OpenSysfs(const fs::path& root) {
-  std::error_code ec;
-  if (fs::exists(root / fpga::emu::kFleetMarker, ec)) {
-    return std::make_unique<fpga::emu::EmulatedSysfs>(root);
-  }
+  if (IsEmulatedFleet(root)) return std::make_unique<fpga::emu::EmulatedSysfs>(root);
   return std::make_unique<fpga::RealSysfs>(root);
+}
+
+// Where vfio-pci's group nodes appear: /dev, or the emulated fleet's own dev/.
+fs::path DevRoot(const fs::path& sysfs_root) {
+  return IsEmulatedFleet(sysfs_root) ? fpga::emu::EmulatedDevRoot(sysfs_root) : fs::path("/dev");
 }
 
 }  // namespace
@@ -121,6 +130,8 @@ struct Daemon::Parts {
   std::unique_ptr<images::BlobStore> blobs;
   std::unique_ptr<ImageRegistry> images;
   std::unique_ptr<fpga::Sysfs> sysfs;
+  std::unique_ptr<StoreBindingJournal> vfio_journal;
+  std::unique_ptr<vfio::VfioBinder> vfio;
   std::unique_ptr<fpga::XrtProgrammer> xrt;
   std::unique_ptr<fpga::XbmgmtProgrammer> xbmgmt;
   std::unique_ptr<HostProgramRunner> design_runner;
@@ -164,6 +175,17 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   RETURN_IF_ERROR(parts->images->Recover());
 
   parts->sysfs = OpenSysfs(sysfs_root);
+  // Bindings a crash left half-done go back to their host driver before cards are scanned.
+  parts->vfio_journal = std::make_unique<StoreBindingJournal>(*parts->store, RealClock());
+  parts->vfio =
+      std::make_unique<vfio::VfioBinder>(*parts->sysfs, DevRoot(sysfs_root), *parts->vfio_journal);
+  StatusOr<std::vector<std::string>> repaired = parts->vfio->Repair();
+  if (!repaired.ok()) {
+    spdlog::error("repairing VFIO bindings: {}", repaired.status().ToString());
+  } else if (!repaired->empty()) {
+    spdlog::warn("returned {} device(s) a crash left half-bound to their host driver",
+                 repaired->size());
+  }
   parts->xrt = std::make_unique<fpga::XrtProgrammer>(config.xrt_library);
   parts->xbmgmt = std::make_unique<fpga::XbmgmtProgrammer>(config.xbmgmt);
   // PoCL (the emulated fleet's OpenCL) caches compiled kernels; keep them with our data

@@ -84,11 +84,25 @@ CREATE TABLE cards (
 );
 )sql";
 
-constexpr std::array<Migration, 4> kMigrations{{
+// VFIO binding journal (vfio/binding_journal.h): one row per PCI function being moved to or
+// held by vfio-pci.
+constexpr std::string_view kVfioBindings = R"sql(
+CREATE TABLE vfio_bindings (
+  bdf             TEXT PRIMARY KEY,
+  operation       TEXT NOT NULL CHECK (operation IN ('bind', 'release')),
+  original_driver TEXT NOT NULL,         -- what the device returns to; '' when it was unbound
+  iommu_group     TEXT NOT NULL,
+  complete        INTEGER NOT NULL,
+  updated_at      TEXT NOT NULL
+);
+)sql";
+
+constexpr std::array<Migration, 5> kMigrations{{
     {1, "tenants and API tokens", kTenantsAndTokens},
     {2, "events", kEvents},
     {3, "images", kImages},
     {4, "cards", kCards},
+    {5, "vfio binding journal", kVfioBindings},
 }};
 
 }  // namespace

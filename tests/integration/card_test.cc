@@ -15,6 +15,8 @@
 #include "common/json.h"
 #include "examples/examples_dir.h"
 #include "fpga/emu/sysfs_tree.h"
+#include "host/instances/store_binding_journal.h"
+#include "host/store/state_store.h"
 #include "tests/support/daemon_under_test.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/process.h"
@@ -261,6 +263,34 @@ TEST_F(CardTest, ALoadInterruptedByACrashIsRepairedAtStart) {
   // And the card works.
   RunResult load = Cli({"card", "load", kCard0, image, "--wait"});
   EXPECT_EQ(load.exit_code, 0) << load.err;
+}
+
+TEST_F(CardTest, AHalfDoneVfioBindingIsRepairedAtStart) {
+  StartDaemon();
+  daemon_.reset();
+  // A crash in the middle of giving card 1's user PF to vfio-pci: the journal says a bind
+  // began, the device is already off xocl with its override set.
+  {
+    StatusOr<std::unique_ptr<StateStore>> store =
+        StateStore::Open((dir_.path() / "data" / "state.db").string());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    StoreBindingJournal journal(**store, RealClock());
+    ASSERT_TRUE(
+        journal
+            .Put({"0000:11:00.1", vfio::BindingJournalEntry::Operation::kBind, "xocl", "2", false})
+            .ok());
+  }
+  fpga::emu::EmulatedSysfs sysfs(Fleet());
+  ASSERT_TRUE(
+      sysfs.WriteAttribute("bus/pci/devices/0000:11:00.1/driver_override", "vfio-pci").ok());
+  ASSERT_TRUE(sysfs.WriteAttribute("bus/pci/drivers/xocl/unbind", "0000:11:00.1").ok());
+
+  StartDaemon();
+  Json card = Card(kCard1);
+  EXPECT_EQ(card["user_pf"]["driver"], "xocl") << card.dump(2);
+  EXPECT_EQ(card["health"]["state"], "healthy");
+  EXPECT_EQ(sysfs.ReadAttribute("bus/pci/devices/0000:11:00.1/driver_override").value_or("?"),
+            "(null)");
 }
 
 TEST_F(CardTest, OverheatingMakesACardUnhealthyAndRefuseWork) {
