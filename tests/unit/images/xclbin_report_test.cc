@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "common/files.h"
+#include "tests/support/golden.h"
 #include "tests/unit/images/xclbin_fixtures.h"
 
 namespace fpgahost::images {
@@ -14,22 +15,11 @@ namespace {
 using ::testing::HasSubstr;
 using namespace ::fpgahost::images::testing;  // NOLINT(google-build-using-namespace)
 
-// Golden outputs live beside this file. FPGAHOST_REGENERATE_GOLDEN=1 rewrites them from the
-// current code; review the diff before committing.
-const std::filesystem::path kGoldenDir =
-    std::filesystem::path(FPGAHOST_SOURCE_DIR) / "tests" / "unit" / "images" / "golden";
-
+// Golden outputs live beside this file (tests/support/golden.h).
 void ExpectGolden(const std::string& file, const std::string& actual) {
-  std::filesystem::path path = kGoldenDir / file;
-  const char* regenerate = std::getenv("FPGAHOST_REGENERATE_GOLDEN");
-  if (regenerate != nullptr && std::string(regenerate) == "1") {
-    ASSERT_TRUE(WriteFileAtomically(path, actual).ok()) << path;
-    return;
-  }
-  StatusOr<std::string> expected = ReadFile(path);
-  ASSERT_TRUE(expected.ok()) << path << " is missing; run with FPGAHOST_REGENERATE_GOLDEN=1";
-  EXPECT_EQ(actual, *expected) << "output differs from " << path
-                               << " (FPGAHOST_REGENERATE_GOLDEN=1 regenerates it)";
+  ::fpgahost::testing::ExpectGolden(
+      std::filesystem::path(FPGAHOST_SOURCE_DIR) / "tests" / "unit" / "images" / "golden" / file,
+      actual);
 }
 
 class ReportTest : public ::testing::TestWithParam<std::string> {
