@@ -7,6 +7,10 @@
 #include <cstdio>
 #include <regex>
 
+#include "fpga/emu/sysfs_tree.h"
+#include "host/images/default_shells.h"
+#include "images/shell_catalogue.h"
+
 namespace fpgahost::bench {
 
 BenchDaemon StartBenchDaemon(const std::filesystem::path& bin_dir,
@@ -38,6 +42,35 @@ BenchDaemon StartBenchDaemon(const std::filesystem::path& bin_dir,
       daemon.port = static_cast<uint16_t>(std::stoi(m[1]));
     }
   }
+  return daemon;
+}
+
+BenchDaemon StartFleetDaemon(const std::filesystem::path& bin_dir,
+                             const std::filesystem::path& data_dir, int cards,
+                             const std::vector<std::string>& args) {
+  std::filesystem::path fleet = data_dir / "fleet";
+  auto catalogue = images::ParseShellCatalogue(DefaultShellCatalogueJson(), "built-in");
+  Status made = catalogue.ok()
+                    ? fpga::emu::CreateEmulatedFleet(fleet, cards, catalogue->shells().front(),
+                                                     /*load_ms=*/0)
+                    : catalogue.status();
+  if (!made.ok()) {
+    std::fprintf(stderr, "%s\n", made.ToString().c_str());
+    return {};
+  }
+  std::vector<std::string> all = {"--sysfs-root",
+                                  fleet.string(),
+                                  "--xrt-library",
+                                  (bin_dir / "fpga/libxrt_emu.so").string(),
+                                  "--xbmgmt",
+                                  (bin_dir / "fpga/xbmgmt").string(),
+                                  "--card-scan-interval",
+                                  "60",
+                                  "--log-level",
+                                  "warn"};
+  all.insert(all.end(), args.begin(), args.end());
+  BenchDaemon daemon = StartBenchDaemon(bin_dir, data_dir, all);
+  if (daemon.port == 0) std::fprintf(stderr, "fpgahostd did not start\n");
   return daemon;
 }
 

@@ -46,19 +46,7 @@ int main(int argc, char** argv) {
   }
   fs::path bin_dir = fs::read_symlink("/proc/self/exe").parent_path().parent_path();
   fs::path data = "/tmp/fpgahost-bench-load-" + std::to_string(::getpid());
-  fs::path fleet = data / "fleet";
-  auto catalogue =
-      fpgahost::images::ParseShellCatalogue(fpgahost::DefaultShellCatalogueJson(), "built-in");
-  auto made = fpgahost::fpga::emu::CreateEmulatedFleet(fleet, 1, catalogue->shells().front(),
-                                                       /*load_ms=*/0);
-  if (!made.ok()) return std::fprintf(stderr, "%s\n", made.ToString().c_str()), 1;
-
-  fs::path xrt = bin_dir / "fpga/libxrt_emu.so";
-  fs::path xbmgmt = bin_dir / "fpga/xbmgmt";
-  fpgahost::bench::BenchDaemon daemon = fpgahost::bench::StartBenchDaemon(
-      bin_dir, data,
-      {"--sysfs-root", fleet.string(), "--xrt-library", xrt.string(), "--xbmgmt", xbmgmt.string(),
-       "--card-scan-interval", "60", "--log-level", "warn"});
+  fpgahost::bench::BenchDaemon daemon = fpgahost::bench::StartFleetDaemon(bin_dir, data, 1, {});
   if (daemon.port == 0) return std::fprintf(stderr, "daemon did not start\n"), 1;
   uint16_t port = daemon.port;
   std::string token = *fpgahost::ReadFile(data / "tokens/operator.token");

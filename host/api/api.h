@@ -15,7 +15,10 @@
 
 namespace fpgahost {
 class CardManager;
+class CapacityAccount;
 class ImageRegistry;
+class InstanceManager;
+struct LoadRequest;
 namespace images {
 class BlobStore;
 }  // namespace images
@@ -52,5 +55,16 @@ void RegisterImageRoutes(http::Router& router, ApiContext& ctx, ImageRegistry& r
 // /v1/cards and below, and /v1/events (operator only).
 void RegisterCardRoutes(http::Router& router, ApiContext& ctx, CardManager& cards,
                         ImageRegistry& registry, const images::BlobStore& blobs);
+
+// The image a load request's body {"image_id": ...} names, checked to be visible to `who`
+// (owned, shared with its tenant, or public) and available, resolved to what a load needs.
+StatusOr<LoadRequest> ResolveLoadableImage(ImageRegistry& registry, const images::BlobStore& blobs,
+                                           const Principal& who, std::string_view body);
+
+// /v1/instances and below, /v1/instance-types (customers and the operator) and /v1/capacity
+// (operator).
+void RegisterInstanceRoutes(http::Router& router, ApiContext& ctx, InstanceManager& instances,
+                            const CapacityAccount& capacity, ImageRegistry& registry,
+                            const images::BlobStore& blobs);
 
 }  // namespace fpgahost::api

@@ -75,9 +75,11 @@ StatusOr<Json> ListEvents(StateStore& store, const http::Request& req) {
   return Json{{"events", std::move(events)}, {"next_after", last}};
 }
 
+}  // namespace
+
 // The image a POST .../load names, resolved to what the card manager needs.
-StatusOr<LoadRequest> ResolveImage(ImageRegistry& registry, const images::BlobStore& blobs,
-                                   const Principal& who, std::string_view body) {
+StatusOr<LoadRequest> ResolveLoadableImage(ImageRegistry& registry, const images::BlobStore& blobs,
+                                           const Principal& who, std::string_view body) {
   ASSIGN_OR_RETURN(Json j, ParseJsonObject(body));
   RETURN_IF_ERROR(CheckKnownFields(j, {"image_id"}));
   ASSIGN_OR_RETURN(std::string image_id, GetField<std::string>(j, "image_id"));
@@ -100,8 +102,6 @@ StatusOr<LoadRequest> ResolveImage(ImageRegistry& registry, const images::BlobSt
   r.file = blobs.PathOf(image.sha256);
   return r;
 }
-
-}  // namespace
 
 void RegisterCardRoutes(http::Router& router, ApiContext& ctx, CardManager& cards,
                         ImageRegistry& registry, const images::BlobStore& blobs) {
@@ -155,7 +155,8 @@ void RegisterCardRoutes(http::Router& router, ApiContext& ctx, CardManager& card
              }));
   router.Add("POST", "/v1/cards/{id}/load",
              op([&cards, &registry, &blobs](http::Request& req, const Principal& who) -> R {
-               ASSIGN_OR_RETURN(LoadRequest load, ResolveImage(registry, blobs, who, req.body));
+               ASSIGN_OR_RETURN(LoadRequest load,
+                                ResolveLoadableImage(registry, blobs, who, req.body));
                ASSIGN_OR_RETURN(CardManager::Accepted a, cards.Load(req.params["id"], load));
                return AcceptedResponse(a);
              }));

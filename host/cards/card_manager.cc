@@ -226,6 +226,33 @@ Status CardManager::Rescan() {
   return Merge(std::move(scanned), epochs);
 }
 
+Status CardManager::RescanCards(const std::vector<std::string>& ids) {
+  std::map<std::string, uint64_t, std::less<>> epochs;
+  std::vector<std::string> mgmt_bdfs;
+  {
+    MutexLock lock(mu_);
+    for (const std::string& id : ids) {
+      ASSIGN_OR_RETURN(Card * card, Find(id));
+      epochs[id] = card->image_epoch;
+      mgmt_bdfs.push_back(card->info.mgmt_bdf);
+    }
+  }
+  // A card that cannot be read now is left to the next full scan, which judges it gone.
+  std::vector<fpga::CardInfo> scanned;
+  for (const std::string& bdf : mgmt_bdfs) {
+    StatusOr<fpga::CardInfo> info = scanner_.ScanCard(bdf);
+    if (info.ok()) scanned.push_back(*std::move(info));
+  }
+  MutexLock lock(mu_);
+  std::string now = FormatRfc3339(deps_.clock.Now());
+  Status result = Status::Ok();
+  for (fpga::CardInfo& info : scanned) {
+    Status s = MergeOne(std::move(info), now, epochs);
+    if (!s.ok()) result = s;
+  }
+  return result;
+}
+
 void CardManager::ReconcileImage(Card& card, Events& events) {
   std::optional<std::string> reported = card.info.loaded_xclbin_uuid;
   bool interrupted = interrupted_.erase(card.info.id) != 0;
@@ -267,6 +294,41 @@ void CardManager::ReconcileImage(Card& card, Events& events) {
   }
 }
 
+Status CardManager::MergeOne(fpga::CardInfo info, const std::string& now,
+                             const std::map<std::string, uint64_t, std::less<>>& epochs) {
+  Events events;
+  auto it = cards_.find(info.id);
+  bool is_new = it == cards_.end();
+  if (is_new) {
+    Card c;
+    c.first_seen = now;
+    c.health.state = fpga::HealthState::kHealthy;
+    it = cards_.emplace(info.id, std::move(c)).first;
+    events.push_back({"card.discovered",
+                      {{"mgmt_bdf", info.mgmt_bdf},
+                       {"user_bdf", info.user_bdf},
+                       {"vbnv", Nullable(info.vbnv)},
+                       {"serial", Nullable(info.serial)}}});
+  }
+  Card& card = it->second;
+  bool returned = !is_new && !card.present;
+  bool bdfs_changed = card.info.user_bdf != info.user_bdf;
+  card.info = std::move(info);
+  card.present = true;
+  card.last_seen = now;
+  card.shell = fpga::FindCardShell(card.info, deps_.shells);
+  if (returned) {
+    events.push_back({"card.returned", {{"mgmt_bdf", card.info.mgmt_bdf}}});
+  }
+  auto epoch = epochs.find(card.info.id);
+  bool fresh = is_new || (epoch != epochs.end() && epoch->second == card.image_epoch);
+  if (fresh) ReconcileImage(card, events);
+  UpdateHealth(card, events);
+  MaybeFinishDrain(card, events);
+  if (is_new || bdfs_changed || !events.empty()) return Save(card, events);
+  return Status::Ok();
+}
+
 Status CardManager::Merge(std::vector<fpga::CardInfo> scanned,
                           const std::map<std::string, uint64_t, std::less<>>& epochs) {
   std::string now = FormatRfc3339(deps_.clock.Now());
@@ -274,39 +336,8 @@ Status CardManager::Merge(std::vector<fpga::CardInfo> scanned,
   Status result = Status::Ok();
   for (fpga::CardInfo& info : scanned) {
     seen.insert(info.id);
-    Events events;
-    auto it = cards_.find(info.id);
-    bool is_new = it == cards_.end();
-    if (is_new) {
-      Card c;
-      c.first_seen = now;
-      c.health.state = fpga::HealthState::kHealthy;
-      it = cards_.emplace(info.id, std::move(c)).first;
-      events.push_back({"card.discovered",
-                        {{"mgmt_bdf", info.mgmt_bdf},
-                         {"user_bdf", info.user_bdf},
-                         {"vbnv", Nullable(info.vbnv)},
-                         {"serial", Nullable(info.serial)}}});
-    }
-    Card& card = it->second;
-    bool returned = !is_new && !card.present;
-    bool bdfs_changed = card.info.user_bdf != info.user_bdf;
-    card.info = std::move(info);
-    card.present = true;
-    card.last_seen = now;
-    card.shell = fpga::FindCardShell(card.info, deps_.shells);
-    if (returned) {
-      events.push_back({"card.returned", {{"mgmt_bdf", card.info.mgmt_bdf}}});
-    }
-    auto epoch = epochs.find(card.info.id);
-    bool fresh = is_new || (epoch != epochs.end() && epoch->second == card.image_epoch);
-    if (fresh) ReconcileImage(card, events);
-    UpdateHealth(card, events);
-    MaybeFinishDrain(card, events);
-    if (is_new || bdfs_changed || !events.empty()) {
-      Status s = Save(card, events);
-      if (!s.ok()) result = s;
-    }
+    Status s = MergeOne(std::move(info), now, epochs);
+    if (!s.ok()) result = s;
   }
   for (auto& [id, card] : cards_) {
     if (seen.contains(id)) continue;
@@ -437,7 +468,7 @@ StatusOr<Json> CardManager::Undrain(std::string_view id) {
   return View(*card);
 }
 
-Status CardManager::CheckCanOperate(const Card& card, bool is_work) const {
+Status CardManager::CheckCanOperate(const Card& card, bool is_work, std::string_view owner) const {
   const std::string& id = card.info.id;
   if (!card.present) {
     return FailedPreconditionError(
@@ -454,11 +485,98 @@ Status CardManager::CheckCanOperate(const Card& card, bool is_work) const {
         fmt::format("card {} is unhealthy and takes no new work: {}", id, why),
         kReasonCardUnhealthy);
   }
-  if (card.assignment != "free") {
-    return FailedPreconditionError(fmt::format("card {} is assigned to {}", id, card.assignment),
-                                   kReasonCardAssigned);
+  std::string_view holder = owner.empty() ? std::string_view("free") : owner;
+  if (card.assignment != holder) {
+    return FailedPreconditionError(
+        card.assignment == "free" ? fmt::format("card {} is not assigned to {}", id, holder)
+                                  : fmt::format("card {} is assigned to {}", id, card.assignment),
+        kReasonCardAssigned);
   }
   return Status::Ok();
+}
+
+bool CardManager::Assignable(const Card& card) {
+  return card.present && card.admin_state == "active" && card.assignment == "free" &&
+         card.operation == "idle" && !card.needs_reset &&
+         card.health.state != fpga::HealthState::kUnhealthy;
+}
+
+StatusOr<std::vector<CardPool::Card>> CardManager::AssignFree(int count, std::string_view owner) {
+  MutexLock lock(mu_);
+  std::vector<Card*> candidates;
+  for (auto& [id, card] : cards_) {
+    if (Assignable(card)) candidates.push_back(&card);
+  }
+  if (std::ssize(candidates) < count) {
+    return FailedPreconditionError(
+        fmt::format("{} FPGA card(s) needed, {} free, active and healthy on this host", count,
+                    candidates.size()),
+        kReasonInsufficientCapacity);
+  }
+  // Healthy before degraded; by id within each (stable_sort keeps the map's order).
+  std::stable_sort(candidates.begin(), candidates.end(), [](const Card* a, const Card* b) {
+    return a->health.state == fpga::HealthState::kHealthy &&
+           b->health.state != fpga::HealthState::kHealthy;
+  });
+  candidates.resize(static_cast<size_t>(count));
+  std::vector<CardPool::Card> assigned;
+  for (Card* card : candidates) {
+    card->assignment = std::string(owner);
+    Status s = Save(*card, {{"card.assignment", {{"assignment", card->assignment}}}});
+    if (!s.ok()) {
+      // All or none: give back what this call already took.
+      card->assignment = "free";
+      for (const CardPool::Card& a : assigned) {
+        Card& taken = cards_.at(a.id);
+        taken.assignment = "free";
+        (void)Save(taken, {{"card.assignment", {{"assignment", "free"}}}});
+      }
+      return s;
+    }
+    assigned.push_back(
+        {card->info.id, card->info.mgmt_bdf, card->info.user_bdf, card->info.vbnv.value_or("")});
+  }
+  return assigned;
+}
+
+Status CardManager::Unassign(std::string_view id, std::string_view owner) {
+  MutexLock lock(mu_);
+  ASSIGN_OR_RETURN(Card * card, Find(id));
+  if (card->assignment == "free") return Status::Ok();
+  if (card->assignment != owner) {
+    return FailedPreconditionError(
+        fmt::format("card {} is assigned to {}, not {}", id, card->assignment, owner),
+        "CARD_NOT_ASSIGNED");
+  }
+  card->assignment = "free";
+  Events events = {{"card.assignment", {{"assignment", "free"}}}};
+  MaybeFinishDrain(*card, events);
+  return Save(*card, events);
+}
+
+int CardManager::CountAssignable() const {
+  MutexLock lock(mu_);
+  return static_cast<int>(std::count_if(cards_.begin(), cards_.end(),
+                                        [](const auto& kv) { return Assignable(kv.second); }));
+}
+
+// std::unique_lock (which the condition variable needs) carries no thread-safety annotations.
+StatusOr<Json> CardManager::WaitForCard(std::string_view id, std::chrono::milliseconds timeout)
+    NO_THREAD_SAFETY_ANALYSIS {
+  std::unique_lock<Mutex> lock(mu_);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto it = cards_.find(id);
+    if (it == cards_.end()) {
+      return NotFoundError(fmt::format("card {} not found", id), fpga::kReasonCardNotFound);
+    }
+    if (it->second.operation == "idle") return View(it->second);
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      return DeadlineExceededError(
+          fmt::format("card {} is still {} after {} ms", id, it->second.operation, timeout.count()),
+          kReasonCardBusy);
+    }
+  }
 }
 
 void CardManager::RunOperation(const std::string& id, std::function<void()> body) {
@@ -477,11 +595,12 @@ void CardManager::RunOperation(const std::string& id, std::function<void()> body
   });
 }
 
-StatusOr<CardManager::Accepted> CardManager::Load(std::string_view id, const LoadRequest& request) {
+StatusOr<CardManager::Accepted> CardManager::Load(std::string_view id, const LoadRequest& request,
+                                                  std::string_view owner) {
   MutexLock lock(mu_);
   ASSIGN_OR_RETURN(Card * card, Find(id));
-  RETURN_IF_ERROR(CheckCanOperate(*card, /*is_work=*/true));
-  if (card->admin_state != "active") {
+  RETURN_IF_ERROR(CheckCanOperate(*card, /*is_work=*/true, owner));
+  if (owner.empty() && card->admin_state != "active") {
     return FailedPreconditionError(
         fmt::format("card {} is {} and takes no new work", id, card->admin_state),
         kReasonCardDrained);
@@ -526,11 +645,12 @@ StatusOr<CardManager::Accepted> CardManager::Load(std::string_view id, const Loa
   return Accepted{View(*card), true};
 }
 
-StatusOr<CardManager::Accepted> CardManager::StartReset(std::string_view id, bool is_clear) {
+StatusOr<CardManager::Accepted> CardManager::StartReset(std::string_view id, bool is_clear,
+                                                        std::string_view owner) {
   MutexLock lock(mu_);
   ASSIGN_OR_RETURN(Card * card, Find(id));
   RETURN_IF_ERROR(CheckCanOperate(*card, /*is_work=*/false));
-  if (is_clear && card->assignment != "free") {
+  if (is_clear && card->assignment != (owner.empty() ? std::string_view("free") : owner)) {
     return FailedPreconditionError(
         fmt::format("card {} is assigned to {}; its owner clears it", id, card->assignment),
         kReasonCardAssigned);
@@ -545,12 +665,12 @@ StatusOr<CardManager::Accepted> CardManager::StartReset(std::string_view id, boo
   return Accepted{View(*card), true};
 }
 
-StatusOr<CardManager::Accepted> CardManager::Clear(std::string_view id) {
-  return StartReset(id, /*is_clear=*/true);
+StatusOr<CardManager::Accepted> CardManager::Clear(std::string_view id, std::string_view owner) {
+  return StartReset(id, /*is_clear=*/true, owner);
 }
 
 StatusOr<CardManager::Accepted> CardManager::Reset(std::string_view id) {
-  return StartReset(id, /*is_clear=*/false);
+  return StartReset(id, /*is_clear=*/false, {});
 }
 
 StatusOr<CardManager::Accepted> CardManager::Validate(std::string_view id) {

@@ -61,6 +61,7 @@
 #include "fpga/health.h"
 #include "fpga/programmer.h"
 #include "fpga/sysfs.h"
+#include "host/capacity/capacity_account.h"
 #include "host/cards/design_runner.h"
 #include "host/store/state_store.h"
 #include "images/shell_catalogue.h"
@@ -105,10 +106,10 @@ struct CardManagerDeps {
   const Clock& clock;
 };
 
-class CardManager {
+class CardManager : public CardPool {
  public:
   CardManager(CardManagerDeps deps, CardManagerOptions options);
-  ~CardManager();
+  ~CardManager() override;
   CardManager(const CardManager&) = delete;
   CardManager& operator=(const CardManager&) = delete;
 
@@ -119,6 +120,9 @@ class CardManager {
   void Stop() EXCLUDES(mu_);
 
   Status Rescan() EXCLUDES(mu_);
+  // Reads just the cards `ids` again (after their PFs changed drivers, say); other cards are
+  // left to the next scan. NotFound for an unknown id.
+  Status RescanCards(const std::vector<std::string>& ids) EXCLUDES(mu_);
 
   // The API's view of cards (see docs/architecture.md): ids, PFs, shell, health, sensors,
   // admin state, assignment, image, operation, last validation.
@@ -134,10 +138,29 @@ class CardManager {
     Json card;
     bool started = false;
   };
-  StatusOr<Accepted> Load(std::string_view id, const LoadRequest& request) EXCLUDES(mu_);
-  StatusOr<Accepted> Clear(std::string_view id) EXCLUDES(mu_);
+  // `owner` is who asks: empty for the operator (the card must be free and active), or the
+  // card's assignment ("instance:i-...") for the instance it is assigned to, which may load
+  // and clear it whatever its admin state (draining does not take cards from instances).
+  StatusOr<Accepted> Load(std::string_view id, const LoadRequest& request,
+                          std::string_view owner = {}) EXCLUDES(mu_);
+  StatusOr<Accepted> Clear(std::string_view id, std::string_view owner = {}) EXCLUDES(mu_);
   StatusOr<Accepted> Reset(std::string_view id) EXCLUDES(mu_);
   StatusOr<Accepted> Validate(std::string_view id) EXCLUDES(mu_);
+
+  // Assignment, for the capacity account. AssignFree gives `count` cards that are present,
+  // active, not unhealthy, idle and free to `owner` ("instance:i-..."), healthy ones first,
+  // all or none: FailedPrecondition (INSUFFICIENT_CAPACITY) saying how many could be given
+  // otherwise. Unassign gives a card back (FailedPrecondition CARD_NOT_ASSIGNED when `owner`
+  // does not hold it); a draining card becomes drained once it is also idle.
+  StatusOr<std::vector<CardPool::Card>> AssignFree(int count, std::string_view owner) override
+      EXCLUDES(mu_);
+  Status Unassign(std::string_view id, std::string_view owner) override EXCLUDES(mu_);
+  // How many cards AssignFree could give now.
+  int CountAssignable() const override EXCLUDES(mu_);
+
+  // Blocks until card `id` runs no operation, or `timeout` passes (DeadlineExceeded), and
+  // returns its view.
+  StatusOr<Json> WaitForCard(std::string_view id, std::chrono::milliseconds timeout) EXCLUDES(mu_);
 
   // Blocks until no operation runs. For tests and shutdown.
   void WaitIdle() EXCLUDES(mu_);
@@ -172,6 +195,9 @@ class CardManager {
   // `epochs`: each card's image_epoch when the scan started.
   Status Merge(std::vector<fpga::CardInfo> scanned,
                const std::map<std::string, uint64_t, std::less<>>& epochs) REQUIRES(mu_);
+  // Merges one scanned card (new, returned or known) into the table.
+  Status MergeOne(fpga::CardInfo info, const std::string& now,
+                  const std::map<std::string, uint64_t, std::less<>>& epochs) REQUIRES(mu_);
   // Brings the record's image state in line with what the card reports, finishing operations
   // a crash interrupted.
   void ReconcileImage(Card& card, Events& events) REQUIRES(mu_);
@@ -182,14 +208,17 @@ class CardManager {
   Status Save(Card& card, const Events& events) REQUIRES(mu_);
   Json View(const Card& card) const;
   StatusOr<Card*> Find(std::string_view id) REQUIRES(mu_);
-  // Checks before an operation: present and idle; for work also not unhealthy and free.
-  Status CheckCanOperate(const Card& card, bool is_work) const;
+  // Checks before an operation: present and idle; for work also not unhealthy and held by
+  // `owner` (free when it is empty).
+  Status CheckCanOperate(const Card& card, bool is_work, std::string_view owner = {}) const;
+  static bool Assignable(const Card& card);
   void MaybeFinishDrain(Card& card, Events& events) const;
   // Runs `body` on a worker; the card's operation is already recorded.
   void RunOperation(const std::string& id, std::function<void()> body) REQUIRES(mu_);
   fpga::CardAddress AddressOf(const Card& card) const;
   fpga::Programmer& LoaderFor(const fpga::CardInfo& info);
-  StatusOr<Accepted> StartReset(std::string_view id, bool is_clear) EXCLUDES(mu_);
+  StatusOr<Accepted> StartReset(std::string_view id, bool is_clear, std::string_view owner)
+      EXCLUDES(mu_);
 
   void DoLoad(const std::string& id, LoadRequest request) EXCLUDES(mu_);
   void DoReset(const std::string& id, bool is_clear) EXCLUDES(mu_);

@@ -2,10 +2,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <iostream>
 #include <ostream>
 
 #include "host/cli/command.h"
+#include "host/cli/instance_format.h"
 
 namespace fpgahost::cli {
 
@@ -94,6 +96,18 @@ std::string Cell(const Json& v) {
 
 }  // namespace
 
+std::string PercentEncode(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
 void PrintObject(CliContext& ctx, const Json& value) {
   if (ctx.output() == OutputFormat::kJson || !value.is_object()) {
     ctx.out() << value.dump(2) << "\n";
@@ -111,33 +125,7 @@ void PrintTable(CliContext& ctx, const Json& rows, const std::vector<std::string
     ctx.out() << rows.dump(2) << "\n";
     return;
   }
-  std::vector<size_t> widths;
-  for (const auto& c : columns) widths.push_back(c.size());
-  std::vector<std::vector<std::string>> cells;
-  for (const auto& row : rows) {
-    std::vector<std::string> line;
-    for (size_t i = 0; i < columns.size(); ++i) {
-      line.push_back(row.contains(columns[i]) ? Cell(row[columns[i]]) : "-");
-      widths[i] = std::max(widths[i], line.back().size());
-    }
-    cells.push_back(std::move(line));
-  }
-  auto print_line = [&](const std::vector<std::string>& line) {
-    std::string text;
-    for (size_t i = 0; i < line.size(); ++i) {
-      text += i + 1 < line.size() ? fmt::format("{:<{}}  ", line[i], widths[i]) : line[i];
-    }
-    ctx.out() << text << "\n";
-  };
-  std::vector<std::string> header;
-  for (const auto& c : columns) {
-    std::string upper = c;
-    std::transform(upper.begin(), upper.end(), upper.begin(),
-                   [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
-    header.push_back(upper);
-  }
-  print_line(header);
-  for (const auto& line : cells) print_line(line);
+  ctx.out() << FormatTable(rows, columns, "");
 }
 
 }  // namespace fpgahost::cli

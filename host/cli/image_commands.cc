@@ -10,18 +10,6 @@
 namespace fpgahost::cli {
 namespace {
 
-std::string Encode(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
-}
-
 void AddImageId(po::options_description& options, po::positional_options_description& pos) {
   options.add_options()("image", po::value<std::string>()->required(), "image id (img-...)");
   pos.add("image", 1);
@@ -31,7 +19,7 @@ void AddImageId(po::options_description& options, po::positional_options_descrip
 StatusOr<Json> WaitForImage(CliContext& ctx, const std::string& id) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(30);
   while (true) {
-    ASSIGN_OR_RETURN(Json image, ctx.Call("GET", "/v1/images/" + Encode(id)));
+    ASSIGN_OR_RETURN(Json image, ctx.Call("GET", "/v1/images/" + PercentEncode(id)));
     std::string state = image.value("state", "");
     if (state != "pending") return image;
     if (std::chrono::steady_clock::now() > deadline) {
@@ -65,8 +53,8 @@ class ImageUploadCommand : public Command {
     std::string file = vm["file"].as<std::string>();
     std::string name = vm.count("name") != 0u ? vm["name"].as<std::string>()
                                               : std::filesystem::path(file).filename().string();
-    std::string target = fmt::format("/v1/images?name={}&description={}", Encode(name),
-                                     Encode(vm["description"].as<std::string>()));
+    std::string target = fmt::format("/v1/images?name={}&description={}", PercentEncode(name),
+                                     PercentEncode(vm["description"].as<std::string>()));
     ASSIGN_OR_RETURN(Json image, ctx.Upload(target, file));
     if (vm.count("wait") != 0u) {
       ASSIGN_OR_RETURN(image, WaitForImage(ctx, image.value("id", "")));
@@ -106,7 +94,7 @@ class ImageDescribeCommand : public Command {
     if (vm.count("wait") != 0u) {
       ASSIGN_OR_RETURN(image, WaitForImage(ctx, id));
     } else {
-      ASSIGN_OR_RETURN(image, ctx.Call("GET", "/v1/images/" + Encode(id)));
+      ASSIGN_OR_RETURN(image, ctx.Call("GET", "/v1/images/" + PercentEncode(id)));
     }
     PrintObject(ctx, image);
     return Status::Ok();
@@ -121,8 +109,9 @@ class ImageDeleteCommand : public Command {
     AddImageId(o, p);
   }
   Status Run(CliContext& ctx, const po::variables_map& vm) override {
-    ASSIGN_OR_RETURN(Json image,
-                     ctx.Call("DELETE", "/v1/images/" + Encode(vm["image"].as<std::string>())));
+    ASSIGN_OR_RETURN(
+        Json image,
+        ctx.Call("DELETE", "/v1/images/" + PercentEncode(vm["image"].as<std::string>())));
     PrintObject(ctx, Json{{"id", image["id"]}, {"state", image["state"]}});
     return Status::Ok();
   }
@@ -149,7 +138,8 @@ class ImagePermissionCommand : public Command {
     if (tenants.empty() && !everyone) {
       return InvalidArgumentError("give --tenant T (repeatable) or --public", "USAGE");
     }
-    std::string target = "/v1/images/" + Encode(vm["image"].as<std::string>()) + "/permissions";
+    std::string target =
+        "/v1/images/" + PercentEncode(vm["image"].as<std::string>()) + "/permissions";
     ASSIGN_OR_RETURN(Json perms, ctx.Call("GET", target));
     std::vector<std::string> now = perms.value("tenants", std::vector<std::string>());
     for (const std::string& t : tenants) {

@@ -14,6 +14,10 @@
 #include "host/cli/command.h"
 
 namespace fpgahost::cli {
+
+// instance and slot commands (instance_commands.cc).
+void AddInstanceCommands(std::vector<std::unique_ptr<Command>>& out);
+
 namespace {
 
 constexpr std::string_view kDefaultEndpoint = "http://127.0.0.1:8080";
@@ -74,6 +78,7 @@ int Main(int argc, char** argv) {
   AddCardCommands(commands);
   AddXclbinCommands(commands);
   AddEmuCommands(commands);
+  AddInstanceCommands(commands);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   // The command is the longest run of leading words (after any global options given

@@ -66,6 +66,7 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
   int64_t image_max = static_cast<int64_t>(c.image_max_bytes);
   double scan_seconds = std::chrono::duration<double>(c.card_scan_interval).count();
   int64_t load_timeout = c.card_load_timeout.count();
+  int64_t shutdown_timeout = c.instance_shutdown_timeout.count();
   int64_t reset_timeout = c.card_reset_timeout.count();
   int64_t validate_timeout = c.card_validate_timeout.count();
 
@@ -121,7 +122,18 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
       "seconds each verification design's host program may run")(
       "verify-designs-dir", po::value<std::string>(&c.verify_designs_dir),
       "directory with hello/ and bandwidth/ verification designs (default: those built with "
-      "fpgahost)");
+      "fpgahost)")(
+      "instance-types", po::value<std::string>(&c.instance_types),
+      "JSON file of the instance types this host offers (default: the built-in types)")(
+      "instance-boot-disk", po::value<std::string>(&c.instance_boot_disk),
+      "disk image (qcow2 or raw) every instance boots from (default: none)")(
+      "instance-shutdown-timeout",
+      po::value<int64_t>(&shutdown_timeout)->default_value(shutdown_timeout),
+      "seconds a stopping instance's guest gets to power off before it is powered off")(
+      "capacity-vcpus", po::value<int>(&c.capacity_vcpus)->default_value(0),
+      "vCPUs this host gives out (0: online CPUs x 4)")(
+      "capacity-memory-mib", po::value<int64_t>(&c.capacity_memory_mib)->default_value(0),
+      "MiB of memory this host gives out (0: physical memory - 512 MiB)");
   // clang-format on
 
   po::options_description all;
@@ -178,6 +190,11 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
   RETURN_IF_ERROR(CheckRange<int64_t>("card-load-timeout", load_timeout, 1, 3600));
   RETURN_IF_ERROR(CheckRange<int64_t>("card-reset-timeout", reset_timeout, 1, 3600));
   RETURN_IF_ERROR(CheckRange<int64_t>("card-validate-timeout", validate_timeout, 1, 3600));
+  RETURN_IF_ERROR(CheckRange<int64_t>("instance-shutdown-timeout", shutdown_timeout, 0, 3600));
+  RETURN_IF_ERROR(CheckRange<int64_t>("capacity-vcpus", c.capacity_vcpus, 0, 1 << 20));
+  RETURN_IF_ERROR(
+      CheckRange<int64_t>("capacity-memory-mib", c.capacity_memory_mib, 0, int64_t{1} << 40));
+  c.instance_shutdown_timeout = std::chrono::seconds(shutdown_timeout);
   c.card_load_timeout = std::chrono::seconds(load_timeout);
   c.card_reset_timeout = std::chrono::seconds(reset_timeout);
   c.card_validate_timeout = std::chrono::seconds(validate_timeout);

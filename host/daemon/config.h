@@ -40,6 +40,13 @@ struct DaemonConfig {
   std::chrono::seconds card_reset_timeout{60};
   std::chrono::seconds card_validate_timeout{300};
   std::string verify_designs_dir;  // hello/ and bandwidth/; empty: those built with fpgahost
+
+  // Instances and the capacity account.
+  std::string instance_types;      // JSON file; empty: the built-in types
+  std::string instance_boot_disk;  // disk image every instance boots from; empty: none
+  std::chrono::seconds instance_shutdown_timeout{30};
+  int capacity_vcpus = 0;           // 0: online CPUs x 4
+  int64_t capacity_memory_mib = 0;  // 0: physical memory - 512 MiB
 };
 
 struct ParsedCommandLine {

@@ -16,14 +16,18 @@
 #include "fpga/xrt_programmer.h"
 #include "host/api/api.h"
 #include "host/auth/tokens.h"
+#include "host/capacity/capacity_account.h"
 #include "host/cards/card_manager.h"
 #include "host/cards/design_runner.h"
 #include "host/http/http_server.h"
 #include "host/images/default_shells.h"
 #include "host/images/image_registry.h"
+#include "host/instances/instance_manager.h"
+#include "host/instances/instance_types.h"
 #include "host/instances/store_binding_journal.h"
 #include "host/store/state_store.h"
 #include "images/blob_store.h"
+#include "vfio/libvirt_hypervisor.h"
 #include "vfio/vfio_binder.h"
 
 namespace fpgahost {
@@ -136,6 +140,9 @@ struct Daemon::Parts {
   std::unique_ptr<fpga::XbmgmtProgrammer> xbmgmt;
   std::unique_ptr<HostProgramRunner> design_runner;
   std::unique_ptr<CardManager> cards;
+  std::unique_ptr<vfio::LibvirtHypervisor> hypervisor;
+  std::unique_ptr<CapacityAccount> capacity;
+  std::unique_ptr<InstanceManager> instances;
   std::unique_ptr<api::ApiContext> api;
   std::unique_ptr<http::HttpServer> server;
 };
@@ -208,6 +215,23 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
                       RealClock()},
       std::move(card_options));
   RETURN_IF_ERROR(parts->cards->Start().WithContext("cards"));
+
+  InstanceManagerOptions instance_options;
+  if (!config.instance_types.empty()) {
+    ASSIGN_OR_RETURN(instance_options.types, LoadInstanceTypes(config.instance_types));
+  }
+  if (!config.instance_boot_disk.empty()) instance_options.boot_disk = config.instance_boot_disk;
+  instance_options.shutdown_timeout = config.instance_shutdown_timeout;
+  ASSIGN_OR_RETURN(parts->hypervisor, vfio::LibvirtHypervisor::Connect(config.libvirt_uri));
+  ComputeResources compute = DefaultComputeCapacity();
+  if (config.capacity_vcpus > 0) compute.vcpus = config.capacity_vcpus;
+  if (config.capacity_memory_mib > 0) compute.memory_mib = config.capacity_memory_mib;
+  parts->capacity = std::make_unique<CapacityAccount>(compute, *parts->cards);
+  parts->instances = std::make_unique<InstanceManager>(
+      InstanceManagerDeps{*parts->hypervisor, *parts->vfio, *parts->vfio_journal, *parts->cards,
+                          *parts->capacity, *parts->store, RealClock()},
+      std::move(instance_options));
+  RETURN_IF_ERROR(parts->instances->Start().WithContext("instances"));
   parts->api = std::make_unique<api::ApiContext>(api::ApiContext{*parts->auth, *parts->store,
                                                                  RealClock(), *parts->blocking,
                                                                  std::chrono::steady_clock::now()});
@@ -215,6 +239,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   api::RegisterSystemRoutes(*router, *parts->api);
   api::RegisterImageRoutes(*router, *parts->api, *parts->images, *parts->blobs);
   api::RegisterCardRoutes(*router, *parts->api, *parts->cards, *parts->images, *parts->blobs);
+  api::RegisterInstanceRoutes(*router, *parts->api, *parts->instances, *parts->capacity,
+                              *parts->images, *parts->blobs);
   parts->server->Serve(std::move(router));
   return std::unique_ptr<Daemon>(new Daemon(std::move(parts)));
 }
@@ -229,6 +255,7 @@ void Daemon::Shutdown() {
   if (!parts_) return;
   // Order matters: stop taking requests, finish queued work, then close the store.
   parts_->server->Shutdown();
+  parts_->instances->Stop();
   parts_->cards->Stop();
   parts_->blocking->Shutdown();
   parts_->server.reset();

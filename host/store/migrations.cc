@@ -97,12 +97,38 @@ CREATE TABLE vfio_bindings (
 );
 )sql";
 
-constexpr std::array<Migration, 5> kMigrations{{
+// Instances (host/instances/instance_manager.h): one row per VM, kept after termination.
+// `slots` is a JSON array [{index, card_id, mgmt_bdf, user_bdf, vbnv, bound, group}] in slot
+// order; `operation` is what a transitional state is doing (create, start, stop, terminate),
+// so start-up can finish or roll it back.
+constexpr std::string_view kInstances = R"sql(
+CREATE TABLE instances (
+  id            TEXT PRIMARY KEY,
+  name          TEXT NOT NULL,
+  tenant        TEXT NOT NULL,
+  type          TEXT NOT NULL,
+  state         TEXT NOT NULL CHECK (state IN ('pending', 'running', 'stopping', 'stopped',
+                                               'terminating', 'terminated', 'failed')),
+  operation     TEXT NOT NULL,
+  vcpus         INTEGER NOT NULL,
+  memory_mib    INTEGER NOT NULL,
+  domain_name   TEXT NOT NULL,
+  slots         TEXT NOT NULL,
+  error_code    TEXT NOT NULL,
+  error_message TEXT NOT NULL,
+  created_at    TEXT NOT NULL,
+  updated_at    TEXT NOT NULL
+);
+CREATE INDEX instances_by_tenant ON instances (tenant, created_at);
+)sql";
+
+constexpr std::array<Migration, 6> kMigrations{{
     {1, "tenants and API tokens", kTenantsAndTokens},
     {2, "events", kEvents},
     {3, "images", kImages},
     {4, "cards", kCards},
     {5, "vfio binding journal", kVfioBindings},
+    {6, "instances", kInstances},
 }};
 
 }  // namespace

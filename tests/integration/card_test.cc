@@ -19,6 +19,7 @@
 #include "host/store/state_store.h"
 #include "tests/support/daemon_under_test.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/fleet_daemon_test.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
@@ -35,72 +36,14 @@ using testing::RunResult;
 constexpr char kCard0[] = "card-0000-10-00-0";
 constexpr char kCard1[] = "card-0000-11-00-0";
 
-class CardTest : public ::testing::Test {
+class CardTest : public testing::FleetDaemonTest {
  protected:
-  void SetUp() override {
-    RunResult init = Cli({"emu", "init", Fleet().string(), "--cards", "4", "--load-ms", "0"});
-    ASSERT_EQ(init.exit_code, 0) << init.err;
-  }
-
-  fs::path Fleet() const { return dir_.path() / "fleet"; }
-
-  // Starts (or restarts) fpgahostd on the fleet; `overrides` replace default options.
-  void StartDaemon(const std::map<std::string, std::string>& overrides = {}) {
-    std::map<std::string, std::string> options = {{"--sysfs-root", Fleet().string()},
-                                                  {"--xrt-library", XRT_EMU_LIBRARY},
-                                                  {"--xbmgmt", XBMGMT_EMU},
-                                                  {"--card-scan-interval", "0.1"},
-                                                  {"--card-load-timeout", "5"}};
-    for (const auto& [k, v] : overrides) options[k] = v;
-    std::vector<std::string> args;
-    for (const auto& [k, v] : options) args.insert(args.end(), {k, v});
-    daemon_.reset();
-    daemon_ = std::make_unique<DaemonUnderTest>(dir_.path() / "data", args);
-    ASSERT_NE(daemon_->port(), 0) << daemon_->process().output();
-    op_ = daemon_->Token("operator");
-  }
-
-  RunResult Cli(std::vector<std::string> args) {
-    std::vector<std::string> argv = {BinaryPath("fpgahost").string()};
-    if (daemon_) {
-      argv.insert(argv.end(), {"--endpoint", daemon_->endpoint(), "--token-file",
-                               daemon_->TokenFile("operator").string()});
-    }
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv);
-  }
-
-  void Fault(const std::string& card, const std::string& kind, const std::string& value = "") {
-    std::vector<std::string> args = {
-        BinaryPath("fpgahost").string(), "emu", "fault", Fleet().string(), card, kind};
-    if (!value.empty()) args.push_back(value);
-    RunResult r = RunCommand(args);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-
-  Json Get(const std::string& target, const std::string& token = "") {
-    http::ClientResponse r = daemon_->Call("GET", target, token.empty() ? op_ : token);
-    EXPECT_EQ(r.status, 200u) << r.body;
-    return Json::parse(r.body, nullptr, false);
-  }
-
-  http::ClientResponse Post(const std::string& target, const Json& body = Json::object()) {
-    return daemon_->Call("POST", target, op_, body.dump());
-  }
-
   Json Card(const std::string& id) { return Get("/v1/cards/" + id); }
 
   // Polls the card until `done` holds (up to 60 s).
   template <typename Pred>
   Json WaitFor(const std::string& id, Pred done) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    Json card = Card(id);
-    while (!done(card) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      card = Card(id);
-    }
-    EXPECT_TRUE(done(card)) << card.dump(2);
-    return card;
+    return Poll("/v1/cards/" + id, done);
   }
 
   Json WaitIdle(const std::string& id) {
@@ -111,31 +54,11 @@ class CardTest : public ::testing::Test {
     return UploadFile(testing::SharedFixturesDir() / "xclbin" / (fixture + ".xclbin"));
   }
 
-  std::string UploadFile(const fs::path& file) {
-    std::string fixture = file.stem().string();
-    http::ClientRequest req;
-    req.method = "POST";
-    req.target = "/v1/images?name=" + fixture;
-    req.headers["Authorization"] = "Bearer " + op_;
-    auto r = http::SendFile(http::Endpoint{"127.0.0.1", daemon_->port()}, req, file.string());
-    EXPECT_TRUE(r.ok() && r->status == 202) << (r.ok() ? r->body : r.status().ToString());
-    std::string id = Json::parse(r->body)["id"];
-    for (int i = 0; i < 500 && Get("/v1/images/" + id)["state"] == "pending"; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    EXPECT_EQ(Get("/v1/images/" + id)["state"], "available");
-    return id;
-  }
-
   std::vector<std::string> ReasonCodes(const Json& card) {
     std::vector<std::string> codes;
     for (const Json& r : card["health"]["reasons"]) codes.push_back(r["code"]);
     return codes;
   }
-
-  testing::TempDir dir_;
-  std::unique_ptr<DaemonUnderTest> daemon_;
-  std::string op_;
 };
 
 TEST_F(CardTest, OperatorListsTheFleetCustomersCannot) {
