@@ -15,6 +15,21 @@
 extern char** environ;
 
 namespace fpgahost {
+
+ChildSpawnAttributes::ChildSpawnAttributes() {
+  posix_spawnattr_init(&attr_);
+  sigset_t empty, defaults;
+  sigemptyset(&empty);
+  sigemptyset(&defaults);
+  for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&defaults, s);
+  posix_spawnattr_setsigmask(&attr_, &empty);
+  posix_spawnattr_setsigdefault(&attr_, &defaults);
+  posix_spawnattr_setpgroup(&attr_, 0);
+  posix_spawnattr_setflags(&attr_,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+}
+
+ChildSpawnAttributes::~ChildSpawnAttributes() { posix_spawnattr_destroy(&attr_); }
 namespace {
 
 class Fd {
@@ -88,18 +103,7 @@ StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   posix_spawn_file_actions_adddup2(&actions, err_write.get(), 2);
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
 
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t empty, defaults;
-  sigemptyset(&empty);
-  sigemptyset(&defaults);
-  for (int s : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGCHLD}) sigaddset(&defaults, s);
-  // The daemon blocks SIGINT/SIGTERM for sigwait; children must not inherit that.
-  posix_spawnattr_setsigmask(&attr, &empty);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  ChildSpawnAttributes attributes;
 
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -111,9 +115,9 @@ StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
 
   auto start = std::chrono::steady_clock::now();
   pid_t pid = 0;
-  int rc = ::posix_spawnp(&pid, argv[0].c_str(), &actions, &attr, args.data(), env.data());
+  int rc =
+      ::posix_spawnp(&pid, argv[0].c_str(), &actions, attributes.get(), args.data(), env.data());
   posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
   if (rc == ENOENT || rc == EACCES || rc == ENOEXEC) {
     return NotFoundError(fmt::format("cannot run {}: {}", argv[0],
                                      std::error_code(rc, std::generic_category()).message()),

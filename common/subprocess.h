@@ -15,6 +15,8 @@
 // posix_spawn).
 #pragma once
 
+#include <spawn.h>
+
 #include <chrono>
 #include <string>
 #include <utility>
@@ -48,5 +50,21 @@ struct ProcessResult {
 
 StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
                                    const ProcessOptions& options);
+
+// posix_spawn attributes for the daemon's children: an empty signal mask (the daemon blocks
+// SIGINT/SIGTERM for sigwait; children must not inherit that), default dispositions for the
+// signals the daemon handles, and a process group of their own (so a deadline can kill the
+// whole group).
+class ChildSpawnAttributes {
+ public:
+  ChildSpawnAttributes();
+  ~ChildSpawnAttributes();
+  ChildSpawnAttributes(const ChildSpawnAttributes&) = delete;
+  ChildSpawnAttributes& operator=(const ChildSpawnAttributes&) = delete;
+  const posix_spawnattr_t* get() const { return &attr_; }
+
+ private:
+  posix_spawnattr_t attr_;
+};
 
 }  // namespace fpgahost

@@ -22,6 +22,9 @@ struct LoadRequest;
 namespace images {
 class BlobStore;
 }  // namespace images
+namespace functions {
+class FunctionRegistry;
+}  // namespace functions
 }  // namespace fpgahost
 
 namespace fpgahost::api {
@@ -66,5 +69,13 @@ StatusOr<LoadRequest> ResolveLoadableImage(ImageRegistry& registry, const images
 void RegisterInstanceRoutes(http::Router& router, ApiContext& ctx, InstanceManager& instances,
                             const CapacityAccount& capacity, ImageRegistry& registry,
                             const images::BlobStore& blobs);
+
+// AWS Lambda's control API under /2015-03-31/functions (and the concurrency routes), for
+// the tenant of the caller's token. `region` goes into ARNs.
+void RegisterLambdaRoutes(http::Router& router, ApiContext& ctx,
+                          functions::FunctionRegistry& registry, std::string region);
+
+// The 12-digit AWS account id a tenant's ARNs carry: stable, derived from its name.
+std::string LambdaAccountId(std::string_view tenant);
 
 }  // namespace fpgahost::api

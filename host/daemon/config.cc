@@ -133,7 +133,9 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
       "capacity-vcpus", po::value<int>(&c.capacity_vcpus)->default_value(0),
       "vCPUs this host gives out (0: online CPUs x 4)")(
       "capacity-memory-mib", po::value<int64_t>(&c.capacity_memory_mib)->default_value(0),
-      "MiB of memory this host gives out (0: physical memory - 512 MiB)");
+      "MiB of memory this host gives out (0: physical memory - 512 MiB)")(
+      "lambda-region", po::value<std::string>(&c.lambda_region)->default_value(c.lambda_region),
+      "the AWS region the Lambda-compatible API answers for (in ARNs; clients sign for it)");
   // clang-format on
 
   po::options_description all;

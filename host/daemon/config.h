@@ -47,6 +47,9 @@ struct DaemonConfig {
   std::chrono::seconds instance_shutdown_timeout{30};
   int capacity_vcpus = 0;           // 0: online CPUs x 4
   int64_t capacity_memory_mib = 0;  // 0: physical memory - 512 MiB
+
+  // Functions.
+  std::string lambda_region = "us-east-1";  // what ARNs and AWS_REGION say
 };
 
 struct ParsedCommandLine {

@@ -19,6 +19,7 @@
 #include "host/capacity/capacity_account.h"
 #include "host/cards/card_manager.h"
 #include "host/cards/design_runner.h"
+#include "host/functions/function_registry.h"
 #include "host/http/http_server.h"
 #include "host/images/default_shells.h"
 #include "host/images/image_registry.h"
@@ -143,6 +144,7 @@ struct Daemon::Parts {
   std::unique_ptr<vfio::LibvirtHypervisor> hypervisor;
   std::unique_ptr<CapacityAccount> capacity;
   std::unique_ptr<InstanceManager> instances;
+  std::unique_ptr<functions::FunctionRegistry> functions;
   std::unique_ptr<api::ApiContext> api;
   std::unique_ptr<http::HttpServer> server;
 };
@@ -232,6 +234,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
                           *parts->capacity, *parts->store, RealClock()},
       std::move(instance_options));
   RETURN_IF_ERROR(parts->instances->Start().WithContext("instances"));
+  parts->functions = std::make_unique<functions::FunctionRegistry>(
+      *parts->store, dir / "functions" / "code", RealClock());
   parts->api = std::make_unique<api::ApiContext>(api::ApiContext{*parts->auth, *parts->store,
                                                                  RealClock(), *parts->blocking,
                                                                  std::chrono::steady_clock::now()});
@@ -241,6 +245,7 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   api::RegisterCardRoutes(*router, *parts->api, *parts->cards, *parts->images, *parts->blobs);
   api::RegisterInstanceRoutes(*router, *parts->api, *parts->instances, *parts->capacity,
                               *parts->images, *parts->blobs);
+  api::RegisterLambdaRoutes(*router, *parts->api, *parts->functions, config.lambda_region);
   parts->server->Serve(std::move(router));
   return std::unique_ptr<Daemon>(new Daemon(std::move(parts)));
 }

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -9,7 +11,10 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
+#include <future>
 #include <limits>
 #include <list>
 #include <optional>
@@ -82,7 +87,10 @@ std::string LowerCase(std::string_view s) {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, Shared& shared) : stream_(std::move(socket)), shared_(shared) {
+  // Shared is held, not borrowed: on shared I/O threads a connection cut off by Shutdown may
+  // outlive its server until its last handler has run.
+  Connection(tcp::socket socket, std::shared_ptr<Shared> shared)
+      : stream_(std::move(socket)), shared_holder_(std::move(shared)), shared_(*shared_holder_) {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
@@ -102,6 +110,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
       if (self->awaiting_request_) self->Close();
     });
+  }
+
+  // Called by Shutdown on shared I/O threads once the grace period is over.
+  void CutOff() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->Close(); });
   }
 
  private:
@@ -357,6 +370,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   beast::tcp_stream stream_;
+  std::shared_ptr<Shared> shared_holder_;
   Shared& shared_;
   beast::flat_buffer buffer_;
   static constexpr size_t kStreamPieceBytes = 256 * 1024;
@@ -374,62 +388,133 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
 }  // namespace
 
+class IoThreads::Impl {
+ public:
+  explicit Impl(int threads) : ioc_(std::max(1, threads)), work_(ioc_.get_executor()) {
+    for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { ioc_.run(); });
+  }
+  ~Impl() {
+    work_.reset();
+    ioc_.stop();
+    for (auto& t : threads_) t.join();
+  }
+  asio::io_context& context() { return ioc_; }
+
+ private:
+  asio::io_context ioc_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::vector<std::thread> threads_;
+};
+
+IoThreads::IoThreads(int threads) : impl_(std::make_unique<Impl>(threads)) {}
+IoThreads::~IoThreads() = default;
+asio::io_context& IoThreads::context() { return impl_->context(); }
+
 class HttpServer::Impl {
  public:
-  explicit Impl(ServerOptions options) : ioc_(options.threads), acceptor_(asio::make_strand(ioc_)) {
-    shared_.options = std::move(options);
+  explicit Impl(ServerOptions options)
+      : shared_(std::make_shared<Shared>()),
+        own_ioc_(options.io_threads == nullptr ? std::make_unique<asio::io_context>(options.threads)
+                                               : nullptr),
+        ioc_(own_ioc_ ? *own_ioc_ : options.io_threads->context()),
+        acceptor_(asio::make_strand(ioc_)) {
+    shared_->options = std::move(options);
   }
 
   Status Listen() {
     beast::error_code ec;
-    auto address = asio::ip::make_address(shared_.options.address, ec);
+    auto address = asio::ip::make_address(shared_->options.address, ec);
     if (ec) {
       return InvalidArgumentError(
-          fmt::format("listen address '{}' is not an IP address", shared_.options.address));
+          fmt::format("listen address '{}' is not an IP address", shared_->options.address));
     }
-    tcp::endpoint ep(address, shared_.options.port);
+    tcp::endpoint ep(address, shared_->options.port);
     acceptor_.open(ep.protocol(), ec);
     if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(ep, ec);
     if (ec == asio::error::address_in_use) {
       return UnavailableError(fmt::format("cannot listen on {}:{}: the port is already in use",
-                                          shared_.options.address, shared_.options.port),
+                                          shared_->options.address, shared_->options.port),
                               "ADDRESS_IN_USE");
     }
     if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      return UnavailableError(fmt::format("cannot listen on {}:{}: {}", shared_.options.address,
-                                          shared_.options.port, ec.message()));
+      return UnavailableError(fmt::format("cannot listen on {}:{}: {}", shared_->options.address,
+                                          shared_->options.port, ec.message()));
     }
     port_ = acceptor_.local_endpoint().port();
     return Status::Ok();
   }
 
+  // Takes `fd` in all cases: it is closed here on failure, by the acceptor otherwise.
+  Status Adopt(int fd) {
+    int listening = 0;
+    int domain = 0;
+    socklen_t len = sizeof(listening);
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0) {
+      int err = errno;
+      ::close(fd);
+      return InvalidArgumentError(
+          fmt::format("fd {} is not a listening socket: {}", fd, std::strerror(err)));
+    }
+    len = sizeof(domain);
+    if (!listening || ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+        (domain != AF_INET && domain != AF_INET6)) {
+      ::close(fd);
+      return InvalidArgumentError(
+          fmt::format("fd {} is not a TCP socket in the listening state", fd));
+    }
+    beast::error_code ec;
+    acceptor_.assign(domain == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return InvalidArgumentError(fmt::format("cannot adopt socket fd {}: {}", fd, ec.message()));
+    }
+    auto ep = acceptor_.local_endpoint(ec);
+    if (ec) return InvalidArgumentError(fmt::format("socket fd {}: {}", fd, ec.message()));
+    port_ = ep.port();
+    return Status::Ok();
+  }
+
   void Run(std::unique_ptr<Router> router) {
-    shared_.router = std::move(router);
-    // Handlers may answer from other threads while no I/O is pending: keep run() going.
-    work_.emplace(ioc_.get_executor());
+    shared_->router = std::move(router);
+    accepting_ = true;
+    if (own_ioc_) {
+      // Handlers may answer from other threads while no I/O is pending: keep run() going.
+      work_.emplace(ioc_.get_executor());
+    }
     Accept();
-    int n = std::max(1, shared_.options.threads);
+    if (!own_ioc_) return;
+    int n = std::max(1, shared_->options.threads);
     for (int i = 0; i < n; ++i) threads_.emplace_back([this] { ioc_.run(); });
   }
 
   void Shutdown() {
-    if (shared_.stopping.exchange(true)) return;
-    asio::post(acceptor_.get_executor(), [this] {
+    if (shared_->stopping.exchange(true)) return;
+    std::promise<void> closed;
+    asio::post(acceptor_.get_executor(), [this, &closed] {
       beast::error_code ignored;
       acceptor_.close(ignored);
+      closed.set_value();
     });
-    for (auto& c : shared_.connections.Snapshot()) c->CloseIfIdle();
-    auto deadline = std::chrono::steady_clock::now() + shared_.options.shutdown_grace;
-    if (!shared_.connections.WaitEmpty(deadline)) {
+    for (auto& c : shared_->connections.Snapshot()) c->CloseIfIdle();
+    auto deadline = std::chrono::steady_clock::now() + shared_->options.shutdown_grace;
+    if (!shared_->connections.WaitEmpty(deadline)) {
       spdlog::warn("shutdown: requests still running after {} ms are cut off",
-                   shared_.options.shutdown_grace.count());
+                   shared_->options.shutdown_grace.count());
     }
-    work_.reset();
-    ioc_.stop();
-    for (auto& t : threads_) t.join();
-    threads_.clear();
+    if (own_ioc_) {
+      work_.reset();
+      ioc_.stop();
+      for (auto& t : threads_) t.join();
+      threads_.clear();
+      return;
+    }
+    // Shared threads go on running: cut off what is left, and wait for every handler that
+    // uses `this` (the acceptor's) to have run.
+    for (auto& c : shared_->connections.Snapshot()) c->CutOff();
+    closed.get_future().wait();
+    if (accepting_) accept_ended_.get_future().wait();
   }
 
   uint16_t port() const { return port_; }
@@ -439,28 +524,40 @@ class HttpServer::Impl {
     acceptor_.async_accept(asio::make_strand(ioc_),
                            [this](beast::error_code ec, tcp::socket socket) {
                              if (ec) {
-                               if (ec == asio::error::operation_aborted || shared_.stopping) return;
+                               if (ec == asio::error::operation_aborted || shared_->stopping) {
+                                 return accept_ended_.set_value();
+                               }
                                spdlog::warn("accept failed: {}", ec.message());
                              } else {
                                auto c = std::make_shared<Connection>(std::move(socket), shared_);
-                               shared_.connections.Add(c);
+                               shared_->connections.Add(c);
                                c->Start();
                              }
-                             if (!shared_.stopping) Accept();
+                             if (shared_->stopping) return accept_ended_.set_value();
+                             Accept();
                            });
   }
 
-  Shared shared_;
-  asio::io_context ioc_;
+  std::shared_ptr<Shared> shared_;
+  std::unique_ptr<asio::io_context> own_ioc_;  // null on shared IoThreads
+  asio::io_context& ioc_;
   tcp::acceptor acceptor_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
+  bool accepting_ = false;
+  std::promise<void> accept_ended_;
   uint16_t port_ = 0;
 };
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Listen(ServerOptions options) {
   auto impl = std::make_unique<Impl>(std::move(options));
   RETURN_IF_ERROR(impl->Listen());
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::Adopt(int listen_fd, ServerOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  RETURN_IF_ERROR(impl->Adopt(listen_fd));
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 

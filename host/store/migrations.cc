@@ -122,13 +122,29 @@ CREATE TABLE instances (
 CREATE INDEX instances_by_tenant ON instances (tenant, created_at);
 )sql";
 
-constexpr std::array<Migration, 6> kMigrations{{
+// Functions (host/functions/function_registry.h): one row per tenant's function; `config` is
+// the rest of its configuration as JSON; the code is stored once per digest outside the
+// database.
+constexpr std::string_view kFunctions = R"sql(
+CREATE TABLE functions (
+  tenant      TEXT NOT NULL,
+  name        TEXT NOT NULL,
+  config      TEXT NOT NULL,
+  code_sha256 TEXT NOT NULL,
+  updated_at  TEXT NOT NULL,
+  PRIMARY KEY (tenant, name)
+);
+CREATE INDEX functions_by_code ON functions (code_sha256);
+)sql";
+
+constexpr std::array<Migration, 7> kMigrations{{
     {1, "tenants and API tokens", kTenantsAndTokens},
     {2, "events", kEvents},
     {3, "images", kImages},
     {4, "cards", kCards},
     {5, "vfio binding journal", kVfioBindings},
     {6, "instances", kInstances},
+    {7, "functions", kFunctions},
 }};
 
 }  // namespace

@@ -1,0 +1,103 @@
+// The function registry: tenants' Lambda-style functions (configuration and code), as Lambda's
+// control plane keeps them. A function is a code bundle (host/functions/bundle.h) with a
+// `bootstrap`, run by the `provided` runtimes, plus its configuration: handler, memory size,
+// timeout, environment variables, reserved concurrency.
+//
+// Code is stored once per digest: <code_root>/<sha256 of the zip>/ holds the extracted bundle,
+// read-only to slots, shared by every function (and version) with the same bytes, removed when
+// no function refers to it any more. The version is the code digest ("$LATEST" in Lambda's
+// terms, with CodeSha256 telling versions apart).
+//
+// Names are per tenant: two tenants may both have a function "echo"; a tenant never sees
+// another's (ResourceNotFoundException, as if it did not exist).
+//
+// Errors carry Lambda's exception names as reasons, so the Lambda-compatible API answers as
+// Lambda does: InvalidParameterValueException (400, naming the parameter),
+// ResourceNotFoundException (404), ResourceConflictException (409, the name is taken),
+// RequestTooLargeException (413); the bundle's own reason (NO_BOOTSTRAP, ZIP_BOMB, ...) is in
+// the message.
+//
+// Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/status.h"
+#include "common/thread_annotations.h"
+#include "host/functions/bundle.h"
+#include "host/store/state_store.h"
+
+namespace fpgahost::functions {
+
+inline constexpr char kInvalidParameterValue[] = "InvalidParameterValueException";
+inline constexpr char kResourceNotFound[] = "ResourceNotFoundException";
+inline constexpr char kResourceConflict[] = "ResourceConflictException";
+inline constexpr char kRequestTooLarge[] = "RequestTooLargeException";
+
+struct FunctionConfig {
+  std::string tenant;
+  std::string name;
+  std::string description;
+  std::string runtime = "provided.al2023";
+  std::string handler;
+  std::string role;  // accepted and kept, as Lambda requires one; fpgahost does not use it
+  int memory_mib = 128;
+  int timeout_seconds = 3;
+  std::map<std::string, std::string> environment;
+  std::optional<int> reserved_concurrency;
+
+  // Code, filled in by the registry.
+  std::string code_sha256_hex;
+  std::string code_sha256_base64;
+  uint64_t code_size = 0;
+  std::string last_modified;  // Lambda's format: 2026-11-28T10:52:40.784+0000
+};
+
+// Lambda's FunctionConfiguration shape, with `region` and `account` in the ARN.
+Json FunctionConfigurationJson(const FunctionConfig& f, std::string_view region,
+                               std::string_view account);
+
+class FunctionRegistry {
+ public:
+  // `code_root` is created when missing.
+  FunctionRegistry(StateStore& store, std::filesystem::path code_root, const Clock& clock,
+                   BundleLimits limits = {});
+
+  // Checks the configuration as Lambda does (name 1-64 of [A-Za-z0-9_-], memory 128-10240 MiB,
+  // timeout 1-900 s, environment at most 4 KB, runtime one of provided, provided.al2,
+  // provided.al2023), validates and stores the code, records the function.
+  StatusOr<FunctionConfig> Create(FunctionConfig config, std::string_view zip_bytes) EXCLUDES(mu_);
+  StatusOr<FunctionConfig> Get(std::string_view tenant, std::string_view name) const;
+  // Every function of `tenant` (every tenant's when empty), by name.
+  StatusOr<std::vector<FunctionConfig>> List(std::string_view tenant) const;
+  // Removes the function, and its code when nothing else uses it.
+  Status Delete(std::string_view tenant, std::string_view name) EXCLUDES(mu_);
+  // Reserved concurrency: 0 stops the function; nullopt removes the reservation.
+  StatusOr<FunctionConfig> SetReservedConcurrency(std::string_view tenant, std::string_view name,
+                                                  std::optional<int> value);
+
+  // Where the function's extracted bundle is (mounted at /var/task in its slots).
+  std::filesystem::path CodeDir(const FunctionConfig& f) const;
+
+ private:
+  Status Save(SqliteDb& db, const FunctionConfig& f) const;
+  // Removes <code_root>/<sha256> when no function refers to it. Caller holds mu_.
+  void CollectCode(const std::string& sha256) REQUIRES(mu_);
+
+  StateStore& store_;
+  const std::filesystem::path code_root_;
+  const Clock& clock_;
+  const BundleLimits limits_;
+  // Orders code extraction and collection against each other.
+  Mutex mu_;
+};
+
+}  // namespace fpgahost::functions

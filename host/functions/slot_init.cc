@@ -1,0 +1,221 @@
+// fpgahost-slot-init: the small launcher around a function slot's sandbox (BwrapSandbox).
+//
+//   fpgahost-slot-init outer [--join-cgroup FILE]... [--user UID:GID] -- PROGRAM ARGS...
+//     Runs on the host, started by fpgahostd: writes its own pid into each cgroup.procs FILE,
+//     drops to UID:GID (when given), then executes PROGRAM (bwrap). Everything the sandbox
+//     ever runs descends from this process after it joined the cgroups, so no process of the
+//     sandbox runs a single instruction outside its limits.
+//
+//   fpgahost-slot-init inner --control-fd FD --port PORT -- PROGRAM ARGS...
+//     Runs inside the sandbox, as what bwrap executes: creates a TCP socket listening on
+//     127.0.0.1:PORT in the sandbox's network namespace and sends it to fpgahostd over the
+//     Unix socket FD (SCM_RIGHTS; fpgahostd learns this process's pid from SCM_CREDENTIALS).
+//     fpgahostd checks the sandbox while this process waits, then answers "go" with the write
+//     end of a pipe. This process closes every descriptor but 0-2 and that pipe (close-on-exec)
+//     and executes PROGRAM: a successful exec closes the pipe, a failed one writes
+//     "exec <errno>" into it.
+//
+// Exit status: 125 when setting up fails (a message on stderr), 127 when PROGRAM cannot be
+// executed. Only libc and the C++ runtime are used: the binary runs inside sandboxes that see
+// nothing of the host but /usr.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+constexpr int kSetupFailed = 125;
+constexpr int kExecFailed = 127;
+
+[[noreturn]] void Fail(int code, const std::string& what, int err = 0) {
+  std::string line = "fpgahost-slot-init: " + what;
+  if (err != 0) line += std::string(": ") + std::strerror(err);
+  line += "\n";
+  ssize_t ignored = ::write(2, line.data(), line.size());
+  (void)ignored;
+  // _exit: no atexit handlers (a sanitizer's leak check among them) in a sandbox.
+  ::_exit(code);
+}
+
+bool ParseNumber(std::string_view text, long max, long& out) {
+  if (text.empty() || text.size() > 10) return false;
+  long value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + (c - '0');
+  }
+  if (value > max) return false;
+  out = value;
+  return true;
+}
+
+void Exec(const std::vector<char*>& argv) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execv(argv[0], argv.data());
+}
+
+int Outer(const std::vector<std::string>& options, std::vector<char*>& program) {
+  for (size_t i = 0; i < options.size(); ++i) {
+    if (options[i] == "--join-cgroup" && i + 1 < options.size()) {
+      const std::string& file = options[++i];
+      int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) Fail(kSetupFailed, "joining cgroup " + file, errno);
+      std::string pid = std::to_string(::getpid());
+      if (::write(fd, pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
+        Fail(kSetupFailed, "joining cgroup " + file, errno);
+      }
+      ::close(fd);
+    } else if (options[i] == "--user" && i + 1 < options.size()) {
+      const std::string& ids = options[++i];
+      size_t colon = ids.find(':');
+      long uid = 0, gid = 0;
+      if (colon == std::string::npos ||
+          !ParseNumber(std::string_view(ids).substr(0, colon), 0xfffffffe, uid) ||
+          !ParseNumber(std::string_view(ids).substr(colon + 1), 0xfffffffe, gid)) {
+        Fail(kSetupFailed, "bad --user " + ids);
+      }
+      if (::setgroups(0, nullptr) != 0) Fail(kSetupFailed, "setgroups", errno);
+      if (::setresgid(static_cast<gid_t>(gid), static_cast<gid_t>(gid), static_cast<gid_t>(gid)) !=
+          0) {
+        Fail(kSetupFailed, "setresgid", errno);
+      }
+      if (::setresuid(static_cast<uid_t>(uid), static_cast<uid_t>(uid), static_cast<uid_t>(uid)) !=
+          0) {
+        Fail(kSetupFailed, "setresuid", errno);
+      }
+      uid_t r, e, s;
+      if (::getresuid(&r, &e, &s) != 0 || r != uid || e != uid || s != uid) {
+        Fail(kSetupFailed, "the user did not change");
+      }
+    } else {
+      Fail(kSetupFailed, "unknown option " + options[i]);
+    }
+  }
+  Exec(program);
+  Fail(kExecFailed, std::string("cannot execute ") + program[0], errno);
+}
+
+void SendText(int control, const std::string& text) {
+  ssize_t ignored = ::send(control, text.data(), text.size(), MSG_NOSIGNAL);
+  (void)ignored;
+}
+
+void CloseAllExcept(int keep) {
+  // close_range (Linux 5.9); the loop is for older kernels.
+  long first = keep > 3 ? ::syscall(SYS_close_range, 3u, static_cast<unsigned>(keep - 1), 0u) : 0;
+  long second = ::syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0u, 0u);
+  if (first == 0 && second == 0) return;
+  long max = ::sysconf(_SC_OPEN_MAX);
+  for (long fd = 3; fd < (max > 0 ? max : 65536); ++fd) {
+    if (fd != keep) ::close(static_cast<int>(fd));
+  }
+}
+
+int Inner(const std::vector<std::string>& options, std::vector<char*>& program) {
+  long control_fd = -1, port = -1;
+  for (size_t i = 0; i + 1 < options.size(); i += 2) {
+    bool ok = false;
+    if (options[i] == "--control-fd") ok = ParseNumber(options[i + 1], 1 << 20, control_fd);
+    if (options[i] == "--port") ok = ParseNumber(options[i + 1], 65535, port);
+    if (!ok) Fail(kSetupFailed, "bad option " + options[i] + " " + options[i + 1]);
+  }
+  if (control_fd < 3 || port <= 0 || options.size() % 2 != 0) {
+    Fail(kSetupFailed, "usage: inner --control-fd FD --port PORT -- PROGRAM ARGS...");
+  }
+  int control = static_cast<int>(control_fd);
+
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listener < 0) {
+    SendText(control, std::string("error: socket: ") + std::strerror(errno));
+    Fail(kSetupFailed, "socket", errno);
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(listener, SOMAXCONN) != 0) {
+    int err = errno;
+    SendText(control,
+             "error: listening on 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(err));
+    Fail(kSetupFailed, "listening on 127.0.0.1:" + std::to_string(port), err);
+  }
+
+  char ready[] = "ready";
+  iovec iov{ready, sizeof ready - 1};
+  alignas(cmsghdr) char control_buffer[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control_buffer;
+  msg.msg_controllen = sizeof control_buffer;
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
+  if (::sendmsg(control, &msg, MSG_NOSIGNAL) < 0) Fail(kSetupFailed, "sending the socket", errno);
+  ::close(listener);
+
+  char answer[16];
+  iovec answer_iov{answer, sizeof answer};
+  alignas(cmsghdr) char answer_control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr reply{};
+  reply.msg_iov = &answer_iov;
+  reply.msg_iovlen = 1;
+  reply.msg_control = answer_control;
+  reply.msg_controllen = sizeof answer_control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(control, &reply, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  int report = -1;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&reply); c != nullptr; c = CMSG_NXTHDR(&reply, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+        c->cmsg_len == CMSG_LEN(sizeof(int))) {
+      std::memcpy(&report, CMSG_DATA(c), sizeof(int));
+    }
+  }
+  if (n != 2 || std::memcmp(answer, "go", 2) != 0 || report < 0) {
+    Fail(kSetupFailed, "fpgahostd did not let the sandbox start");
+  }
+  CloseAllExcept(report);
+  Exec(program);
+  int err = errno;
+  std::string why = "exec " + std::to_string(err);
+  ssize_t ignored = ::write(report, why.data(), why.size());
+  (void)ignored;
+  Fail(kExecFailed, std::string("cannot execute ") + program[0], err);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> options;
+  std::vector<char*> program;
+  int i = 2;
+  for (; i < argc && std::string_view(argv[i]) != "--"; ++i) options.emplace_back(argv[i]);
+  for (++i; i < argc; ++i) program.push_back(argv[i]);
+  program.push_back(nullptr);
+  std::string_view mode = argc > 1 ? argv[1] : "";
+  if (program.size() < 2 || (mode != "outer" && mode != "inner")) {
+    Fail(kSetupFailed, "usage: fpgahost-slot-init outer|inner [OPTIONS] -- PROGRAM ARGS...");
+  }
+  return mode == "outer" ? Outer(options, program) : Inner(options, program);
+}
