@@ -17,6 +17,7 @@
 #define PT_GUARDED_BY(x) FPGAHOST_TSA(pt_guarded_by(x))
 #define REQUIRES(...) FPGAHOST_TSA(requires_capability(__VA_ARGS__))
 #define EXCLUDES(...) FPGAHOST_TSA(locks_excluded(__VA_ARGS__))
+#define ACQUIRED_BEFORE(...) FPGAHOST_TSA(acquired_before(__VA_ARGS__))
 #define ACQUIRE(...) FPGAHOST_TSA(acquire_capability(__VA_ARGS__))
 #define RELEASE(...) FPGAHOST_TSA(release_capability(__VA_ARGS__))
 #define NO_THREAD_SAFETY_ANALYSIS FPGAHOST_TSA(no_thread_safety_analysis)

@@ -25,7 +25,9 @@ void RespondFromPool(ThreadPool& pool, const http::Request& request, http::Respo
              ok_status]() {
     StatusOr<Json> result = work();
     if (!result.ok()) return respond(http::ErrorResponse(result.status(), request_id));
-    respond(http::JsonResponse(result->dump(), ok_status));
+    // Replace rather than throw on bytes that are not UTF-8 (e.g. a function's log).
+    respond(http::JsonResponse(result->dump(-1, ' ', false, Json::error_handler_t::replace),
+                               ok_status));
   });
 }
 

@@ -15,6 +15,7 @@
 
 namespace fpgahost {
 class CardManager;
+class CredentialStore;
 class CapacityAccount;
 class ImageRegistry;
 class InstanceManager;
@@ -23,7 +24,10 @@ namespace images {
 class BlobStore;
 }  // namespace images
 namespace functions {
+class ConcurrencyLimiter;
 class FunctionRegistry;
+class InvocationRecords;
+class Invoker;
 }  // namespace functions
 }  // namespace fpgahost
 
@@ -70,12 +74,21 @@ void RegisterInstanceRoutes(http::Router& router, ApiContext& ctx, InstanceManag
                             const CapacityAccount& capacity, ImageRegistry& registry,
                             const images::BlobStore& blobs);
 
-// AWS Lambda's control API under /2015-03-31/functions (and the concurrency routes), for
-// the tenant of the caller's token. `region` goes into ARNs.
-void RegisterLambdaRoutes(http::Router& router, ApiContext& ctx,
-                          functions::FunctionRegistry& registry, std::string region);
+// What the function routes work with.
+struct FunctionServices {
+  functions::FunctionRegistry& registry;
+  functions::Invoker& invoker;
+  functions::ConcurrencyLimiter& limiter;
+  functions::InvocationRecords& records;
+  CredentialStore& keys;  // SigV4 access keys
+  std::string region;     // goes into ARNs
+};
 
-// The 12-digit AWS account id a tenant's ARNs carry: stable, derived from its name.
-std::string LambdaAccountId(std::string_view tenant);
+// AWS Lambda's control API under /2015-03-31/functions (and the concurrency routes), for
+// the tenant of the caller's token.
+void RegisterLambdaRoutes(http::Router& router, ApiContext& ctx, FunctionServices& services);
+
+// Lambda's Invoke, GET /v1/invocations (records and logs) and GET /v1/function-slots.
+void RegisterInvokeRoutes(http::Router& router, ApiContext& ctx, FunctionServices& services);
 
 }  // namespace fpgahost::api

@@ -8,7 +8,10 @@
 #include "common/base64.h"
 #include "common/digest.h"
 #include "host/api/api.h"
+#include "host/api/lambda_auth.h"
+#include "host/functions/concurrency_limiter.h"
 #include "host/functions/function_registry.h"
+#include "host/functions/invoker.h"
 
 namespace fpgahost::api {
 namespace {
@@ -21,42 +24,6 @@ constexpr size_t kMaxCreateBody = (50u << 20) / 3 * 4 + (1u << 20);
 
 http::Response LambdaJson(unsigned status, const Json& body) {
   http::Response r = http::JsonResponse(body.dump(), status);
-  return r;
-}
-
-// Lambda's exception name for a Status: its reason when it is one, else by code.
-std::string ExceptionName(const Status& s) {
-  std::string_view reason = s.reason();
-  if (reason.ends_with("Exception")) return std::string(reason);
-  switch (s.code()) {
-    case StatusCode::kInvalidArgument:
-      return functions::kInvalidParameterValue;
-    case StatusCode::kNotFound:
-      return functions::kResourceNotFound;
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kConflict:
-      return functions::kResourceConflict;
-    case StatusCode::kPayloadTooLarge:
-      return functions::kRequestTooLarge;
-    case StatusCode::kResourceExhausted:
-      return "TooManyRequestsException";
-    case StatusCode::kUnauthenticated:
-      return "UnrecognizedClientException";
-    case StatusCode::kPermissionDenied:
-      return "AccessDeniedException";
-    default:
-      return "ServiceException";
-  }
-}
-
-http::Response LambdaError(const Status& s, std::string_view request_id) {
-  std::string type = ExceptionName(s);
-  http::Response r = http::ErrorResponse(s, request_id);
-  r.body = Json{{"Type", s.code() == StatusCode::kInternal ? "Service" : "User"},
-                {"message", std::string(s.message())}}
-               .dump();
-  r.headers.emplace_back("x-amzn-ErrorType", type);
-  r.headers.emplace_back("x-amzn-RequestId", std::string(request_id));
   return r;
 }
 
@@ -142,34 +109,45 @@ Json ConcurrencyJson(const FunctionConfig& f) {
                                 : Json::object();
 }
 
-}  // namespace
-
-std::string LambdaAccountId(std::string_view tenant) {
-  // Stable per tenant: twelve decimal digits taken from the SHA-256 of its name.
-  std::string hex = Sha256Hex(tenant);
-  std::string digits;
-  for (size_t i = 0; digits.size() < 12; ++i) {
-    digits += static_cast<char>('0' + std::stoi(hex.substr(i * 2, 2), nullptr, 16) % 10);
+// PutFunctionConcurrency's check against the tenant's other reservations (Lambda keeps at
+// least 100 unreserved).
+Status CheckReservation(FunctionRegistry& registry, functions::ConcurrencyLimiter& limiter,
+                        const std::string& tenant, const std::string& name,
+                        std::optional<int> value) {
+  ASSIGN_OR_RETURN(std::vector<FunctionConfig> all, registry.List(tenant));
+  std::map<std::string, int, std::less<>> current;
+  bool found = false;
+  for (const FunctionConfig& f : all) {
+    if (f.reserved_concurrency) current[f.name] = *f.reserved_concurrency;
+    found = found || f.name == name;
   }
-  return digits;
+  // An unknown function is the registry's 404, not a reservation problem.
+  if (!found) return Status::Ok();
+  return limiter.CheckReservation(tenant, name, value, current);
 }
 
-void RegisterLambdaRoutes(http::Router& router, ApiContext& ctx, FunctionRegistry& registry,
-                          std::string region) {
+}  // namespace
+
+void RegisterLambdaRoutes(http::Router& router, ApiContext& ctx, FunctionServices& services) {
+  FunctionRegistry& registry = services.registry;
+  functions::Invoker& invoker = services.invoker;
+  functions::ConcurrencyLimiter& limiter = services.limiter;
+  std::string region = services.region;
   // Every handler runs on the blocking pool (SQLite, extraction) and answers Lambda-style.
-  auto lambda = [&ctx](auto work) {
-    return Authed(ctx.auth, Role::kCustomer,
-                  [&ctx, work](http::Request& req, const Principal& who, http::Responder respond) {
-                    ctx.blocking.Post([req, who, respond = std::move(respond), work]() mutable {
-                      StatusOr<http::Response> r = work(req, who);
-                      respond(r.ok() ? std::move(*r) : LambdaError(r.status(), req.request_id));
-                    });
-                  });
+  auto lambda = [&ctx, &keys = services.keys](auto work) {
+    return LambdaAuthed(
+        ctx.auth, keys, ctx.clock, Role::kCustomer,
+        [&ctx, work](http::Request& req, const Principal& who, http::Responder respond) {
+          ctx.blocking.Post([req, who, respond = std::move(respond), work]() mutable {
+            StatusOr<http::Response> r = work(req, who);
+            respond(r.ok() ? std::move(*r) : LambdaError(r.status(), req.request_id));
+          });
+        });
   };
   using R = StatusOr<http::Response>;
   using P = const Principal&;
   auto configuration = [region](const FunctionConfig& f) {
-    return functions::FunctionConfigurationJson(f, region, LambdaAccountId(f.tenant));
+    return functions::FunctionConfigurationJson(f, region, functions::LambdaAccountId(f.tenant));
   };
 
   router.Add("POST", "/2015-03-31/functions",
@@ -201,17 +179,23 @@ void RegisterLambdaRoutes(http::Router& router, ApiContext& ctx, FunctionRegistr
                return LambdaJson(200, configuration(f));
              }));
   router.Add("DELETE", "/2015-03-31/functions/{name}",
-             lambda([&registry](http::Request& req, P who) -> R {
-               RETURN_IF_ERROR(registry.Delete(who.tenant, req.params["name"]));
+             lambda([&registry, &invoker, &limiter](http::Request& req, P who) -> R {
+               const std::string& name = req.params["name"];
+               RETURN_IF_ERROR(registry.Delete(who.tenant, name));
+               invoker.Forget(who.tenant, name);
+               limiter.SetReservation(who.tenant, name, std::nullopt);
                http::Response r;
                r.status = 204;
                return r;
              }));
   router.Add("PUT", "/2017-10-31/functions/{name}/concurrency",
-             lambda([&registry](http::Request& req, P who) -> R {
+             lambda([&registry, &limiter](http::Request& req, P who) -> R {
+               const std::string& name = req.params["name"];
                ASSIGN_OR_RETURN(std::optional<int> value, ParseConcurrency(req.body));
-               ASSIGN_OR_RETURN(FunctionConfig f, registry.SetReservedConcurrency(
-                                                      who.tenant, req.params["name"], value));
+               RETURN_IF_ERROR(CheckReservation(registry, limiter, who.tenant, name, value));
+               ASSIGN_OR_RETURN(FunctionConfig f,
+                                registry.SetReservedConcurrency(who.tenant, name, value));
+               limiter.SetReservation(who.tenant, name, f.reserved_concurrency);
                return LambdaJson(200, ConcurrencyJson(f));
              }));
   router.Add("GET", "/2019-09-30/functions/{name}/concurrency",
@@ -221,9 +205,10 @@ void RegisterLambdaRoutes(http::Router& router, ApiContext& ctx, FunctionRegistr
              }));
   router.Add(
       "DELETE", "/2017-10-31/functions/{name}/concurrency",
-      lambda([&registry](http::Request& req, P who) -> R {
-        RETURN_IF_ERROR(
-            registry.SetReservedConcurrency(who.tenant, req.params["name"], std::nullopt).status());
+      lambda([&registry, &limiter](http::Request& req, P who) -> R {
+        const std::string& name = req.params["name"];
+        RETURN_IF_ERROR(registry.SetReservedConcurrency(who.tenant, name, std::nullopt).status());
+        limiter.SetReservation(who.tenant, name, std::nullopt);
         http::Response r;
         r.status = 204;
         return r;

@@ -72,6 +72,36 @@ Status CapacityAccount::Release(std::string_view owner, const std::vector<std::s
   return first;
 }
 
+Status CapacityAccount::Resize(std::string_view owner, ComputeResources compute) {
+  MutexLock lock(mu_);
+  auto it = held_.find(owner);
+  ComputeResources now = it == held_.end() ? ComputeResources{} : it->second;
+  int more_vcpus = compute.vcpus - now.vcpus;
+  int64_t more_memory = compute.memory_mib - now.memory_mib;
+  if (more_vcpus > 0 && used_.vcpus + more_vcpus > total_.vcpus) {
+    return UnavailableError(
+        fmt::format("{} more vCPUs needed, {} of {} free on this host", more_vcpus,
+                    std::max(0, total_.vcpus - used_.vcpus), total_.vcpus),
+        kReasonInsufficientCapacity);
+  }
+  if (more_memory > 0 && used_.memory_mib + more_memory > total_.memory_mib) {
+    return UnavailableError(
+        fmt::format("{} more MiB of memory needed, {} of {} MiB free on this host", more_memory,
+                    std::max<int64_t>(0, total_.memory_mib - used_.memory_mib), total_.memory_mib),
+        kReasonInsufficientCapacity);
+  }
+  used_.vcpus += more_vcpus;
+  used_.memory_mib += more_memory;
+  if (compute.vcpus == 0 && compute.memory_mib == 0) {
+    if (it != held_.end()) held_.erase(it);
+  } else if (it == held_.end()) {
+    held_.emplace(std::string(owner), compute);
+  } else {
+    it->second = compute;
+  }
+  return Status::Ok();
+}
+
 void CapacityAccount::Restore(std::string_view owner, ComputeResources compute) {
   MutexLock lock(mu_);
   if (held_.contains(owner)) return;

@@ -73,6 +73,10 @@ class CapacityAccount {
   // Gives back the owner's vCPUs and memory and every card in `card_ids`. Carries on past a
   // card that cannot be given back and returns the first failure. OK for an unknown owner.
   Status Release(std::string_view owner, const std::vector<std::string>& card_ids) EXCLUDES(mu_);
+  // Sets what `owner` holds to `compute` (no cards), growing or shrinking its reservation;
+  // all zero ends it. For holders whose needs change in small steps (the function slots).
+  // Growing past what is free fails as Reserve does, leaving the reservation as it was.
+  Status Resize(std::string_view owner, ComputeResources compute) EXCLUDES(mu_);
   // Records what an owner already holds (its cards stay assigned in the card manager), at
   // start-up. Over-commit is accepted here: it was granted under an older configuration.
   void Restore(std::string_view owner, ComputeResources compute) EXCLUDES(mu_);

@@ -31,6 +31,17 @@ StatusOr<Json> CliContext::Call(std::string_view method, std::string_view target
   return Decode(res);
 }
 
+StatusOr<http::ClientResponse> CliContext::CallRaw(http::ClientRequest request, bool needs_token) {
+  if (needs_token && token_.empty()) {
+    return UnauthenticatedError(
+        "this command needs a token: pass --token-file FILE (or --token, or set "
+        "FPGAHOST_TOKEN_FILE / FPGAHOST_TOKEN)");
+  }
+  ASSIGN_OR_RETURN(http::Endpoint ep, http::ParseEndpoint(endpoint_));
+  if (!token_.empty()) request.headers["Authorization"] = "Bearer " + token_;
+  return http::Send(ep, request);
+}
+
 StatusOr<Json> CliContext::Upload(std::string_view target, const std::string& file) {
   if (token_.empty()) {
     return UnauthenticatedError(
@@ -63,6 +74,7 @@ StatusOr<Json> CliContext::Upload(std::string_view target, const std::string& fi
 }
 
 StatusOr<Json> CliContext::Decode(const http::ClientResponse& res) {
+  if (res.status == 204) return Json::object();  // No Content
   Json parsed = Json::parse(res.body, nullptr, /*allow_exceptions=*/false);
   if (res.status >= 200 && res.status < 300) {
     if (parsed.is_discarded()) {

@@ -41,6 +41,12 @@ class CliContext {
   // terminal.
   StatusOr<Json> Upload(std::string_view target, const std::string& file);
 
+  // Sends `request` to the daemon (with the token, when there is one) and returns its answer
+  // whatever the HTTP status, headers and body untouched: for the Lambda-compatible API, whose
+  // errors and results are not fpgahost's JSON envelope. Errors: Unauthenticated as Call; the
+  // transport's (Unavailable, DeadlineExceeded after request.timeout).
+  StatusOr<http::ClientResponse> CallRaw(http::ClientRequest request, bool needs_token = true);
+
  private:
   StatusOr<Json> Decode(const http::ClientResponse& res);
 

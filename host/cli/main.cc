@@ -17,6 +17,10 @@ namespace fpgahost::cli {
 
 // instance and slot commands (instance_commands.cc).
 void AddInstanceCommands(std::vector<std::unique_ptr<Command>>& out);
+// function commands (function_commands.cc).
+void AddFunctionCommands(std::vector<std::unique_ptr<Command>>& out);
+// credentials commands (credential_commands.cc).
+void AddCredentialCommands(std::vector<std::unique_ptr<Command>>& out);
 
 namespace {
 
@@ -79,6 +83,8 @@ int Main(int argc, char** argv) {
   AddXclbinCommands(commands);
   AddEmuCommands(commands);
   AddInstanceCommands(commands);
+  AddFunctionCommands(commands);
+  AddCredentialCommands(commands);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   // The command is the longest run of leading words (after any global options given

@@ -69,6 +69,8 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
   int64_t shutdown_timeout = c.instance_shutdown_timeout.count();
   int64_t reset_timeout = c.card_reset_timeout.count();
   int64_t validate_timeout = c.card_validate_timeout.count();
+  int64_t function_idle = c.function_idle_timeout.count();
+  int64_t retry_delay = c.function_retry_delay.count();
 
   // clang-format off: one option a line reads better than what the formatter makes of it.
   po::options_description cli_only("Command line");
@@ -135,7 +137,27 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
       "capacity-memory-mib", po::value<int64_t>(&c.capacity_memory_mib)->default_value(0),
       "MiB of memory this host gives out (0: physical memory - 512 MiB)")(
       "lambda-region", po::value<std::string>(&c.lambda_region)->default_value(c.lambda_region),
-      "the AWS region the Lambda-compatible API answers for (in ARNs; clients sign for it)");
+      "the AWS region the Lambda-compatible API answers for (in ARNs; clients sign for it)")(
+      "slot-init", po::value<std::string>(&c.slot_init),
+      "the fpgahost-slot-init launcher of function sandboxes (default: beside fpgahostd)")(
+      "function-max-slots",
+      po::value<int>(&c.function_max_slots)->default_value(c.function_max_slots),
+      "function slots this host runs at most (each within the capacity account)")(
+      "function-idle-timeout", po::value<int64_t>(&function_idle)->default_value(function_idle),
+      "seconds an idle warm function slot is kept before it retires")(
+      "function-concurrency",
+      po::value<int>(&c.function_concurrency)->default_value(c.function_concurrency),
+      "concurrent executions per tenant, at most (Lambda's account limit)")(
+      "function-initial-concurrency",
+      po::value<int>(&c.function_initial_concurrency)
+          ->default_value(c.function_initial_concurrency),
+      "where a tenant's adaptive concurrency limit starts; it rises with demand")(
+      "function-min-unreserved",
+      po::value<int>(&c.function_min_unreserved)->default_value(c.function_min_unreserved),
+      "concurrency that reservations must leave to a tenant's other functions")(
+      "function-retry-delay", po::value<int64_t>(&retry_delay)->default_value(retry_delay),
+      "seconds before an asynchronous invocation that failed is retried (twice that the second "
+      "time)");
   // clang-format on
 
   po::options_description all;
@@ -196,6 +218,16 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
   RETURN_IF_ERROR(CheckRange<int64_t>("capacity-vcpus", c.capacity_vcpus, 0, 1 << 20));
   RETURN_IF_ERROR(
       CheckRange<int64_t>("capacity-memory-mib", c.capacity_memory_mib, 0, int64_t{1} << 40));
+  RETURN_IF_ERROR(CheckRange<int64_t>("function-max-slots", c.function_max_slots, 1, 100000));
+  RETURN_IF_ERROR(CheckRange<int64_t>("function-idle-timeout", function_idle, 1, 86400));
+  RETURN_IF_ERROR(CheckRange<int64_t>("function-concurrency", c.function_concurrency, 1, 100000));
+  RETURN_IF_ERROR(CheckRange<int64_t>("function-initial-concurrency",
+                                      c.function_initial_concurrency, 1, c.function_concurrency));
+  RETURN_IF_ERROR(CheckRange<int64_t>("function-min-unreserved", c.function_min_unreserved, 0,
+                                      c.function_concurrency));
+  RETURN_IF_ERROR(CheckRange<int64_t>("function-retry-delay", retry_delay, 0, 3600));
+  c.function_idle_timeout = std::chrono::seconds(function_idle);
+  c.function_retry_delay = std::chrono::seconds(retry_delay);
   c.instance_shutdown_timeout = std::chrono::seconds(shutdown_timeout);
   c.card_load_timeout = std::chrono::seconds(load_timeout);
   c.card_reset_timeout = std::chrono::seconds(reset_timeout);

@@ -50,6 +50,13 @@ struct DaemonConfig {
 
   // Functions.
   std::string lambda_region = "us-east-1";  // what ARNs and AWS_REGION say
+  std::string slot_init;                    // fpgahost-slot-init; empty: the one beside fpgahostd
+  int function_max_slots = 64;
+  std::chrono::seconds function_idle_timeout{600};
+  int function_concurrency = 1000;                // per tenant, Lambda's account default
+  int function_initial_concurrency = 100;         // where a tenant's adaptive limit starts
+  int function_min_unreserved = 100;              // what reservations must leave
+  std::chrono::seconds function_retry_delay{60};  // first async retry; the second waits twice
 };
 
 struct ParsedCommandLine {

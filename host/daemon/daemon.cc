@@ -15,11 +15,17 @@
 #include "fpga/xbmgmt_programmer.h"
 #include "fpga/xrt_programmer.h"
 #include "host/api/api.h"
+#include "host/api/credential_routes.h"
+#include "host/auth/credentials.h"
 #include "host/auth/tokens.h"
 #include "host/capacity/capacity_account.h"
 #include "host/cards/card_manager.h"
 #include "host/cards/design_runner.h"
+#include "host/functions/concurrency_limiter.h"
 #include "host/functions/function_registry.h"
+#include "host/functions/invocation_records.h"
+#include "host/functions/invoker.h"
+#include "host/functions/sandbox_bwrap.h"
 #include "host/http/http_server.h"
 #include "host/images/default_shells.h"
 #include "host/images/image_registry.h"
@@ -131,6 +137,7 @@ struct Daemon::Parts {
   std::unique_ptr<DataDirLock> lock;
   std::unique_ptr<StateStore> store;
   std::unique_ptr<TokenAuthenticator> auth;
+  std::unique_ptr<CredentialStore> credentials;
   std::unique_ptr<ThreadPool> blocking;
   std::unique_ptr<images::BlobStore> blobs;
   std::unique_ptr<ImageRegistry> images;
@@ -145,9 +152,64 @@ struct Daemon::Parts {
   std::unique_ptr<CapacityAccount> capacity;
   std::unique_ptr<InstanceManager> instances;
   std::unique_ptr<functions::FunctionRegistry> functions;
+  // Function slots: their Runtime API servers share these I/O threads, which outlive them.
+  std::unique_ptr<http::IoThreads> slot_io;
+  std::unique_ptr<functions::BwrapSandbox> sandbox;
+  std::unique_ptr<functions::ConcurrencyLimiter> limiter;
+  std::unique_ptr<functions::InvocationRecords> records;
+  std::unique_ptr<functions::Invoker> invoker;
+  std::unique_ptr<api::FunctionServices> function_services;
   std::unique_ptr<api::ApiContext> api;
   std::unique_ptr<http::HttpServer> server;
 };
+
+// The launcher of function sandboxes: configured, or the one installed beside fpgahostd.
+static fs::path SlotInit(const DaemonConfig& config) {
+  if (!config.slot_init.empty()) return fs::absolute(config.slot_init);
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return self.parent_path() / "fpgahost-slot-init";
+}
+
+Status Daemon::StartFunctions(const DaemonConfig& config, Parts& parts) {
+  fs::path launcher = SlotInit(config);
+  std::error_code ec;
+  if (!fs::exists(launcher, ec)) {
+    return FailedPreconditionError(
+        fmt::format("slot-init: {} does not exist (build fpgahost-slot-init or set slot-init)",
+                    launcher.string()));
+  }
+  parts.slot_io = std::make_unique<http::IoThreads>(2);
+  functions::BwrapSandbox::Options sandbox_options;
+  sandbox_options.launcher = launcher;
+  parts.sandbox = std::make_unique<functions::BwrapSandbox>(sandbox_options);
+  functions::ConcurrencyLimits limits;
+  limits.max_concurrency = config.function_concurrency;
+  limits.initial_limit = config.function_initial_concurrency;
+  limits.min_unreserved = config.function_min_unreserved;
+  parts.limiter = std::make_unique<functions::ConcurrencyLimiter>(RealClock(), limits);
+  ASSIGN_OR_RETURN(std::vector<functions::FunctionConfig> all, parts.functions->List(""));
+  for (const functions::FunctionConfig& f : all) {
+    if (f.reserved_concurrency) {
+      parts.limiter->SetReservation(f.tenant, f.name, f.reserved_concurrency);
+    }
+  }
+  parts.records = std::make_unique<functions::InvocationRecords>(
+      *parts.store, functions::InvocationRecords::Options{});
+  functions::InvokerOptions options;
+  options.max_slots = config.function_max_slots;
+  options.idle_timeout = config.function_idle_timeout;
+  options.async_retry_delay = config.function_retry_delay;
+  options.region = config.lambda_region;
+  parts.invoker = std::make_unique<functions::Invoker>(
+      functions::InvokerDeps{*parts.functions, *parts.sandbox, *parts.capacity, *parts.limiter,
+                             *parts.records, *parts.slot_io, RealClock()},
+      options);
+  parts.function_services = std::make_unique<api::FunctionServices>(
+      api::FunctionServices{*parts.functions, *parts.invoker, *parts.limiter, *parts.records,
+                            *parts.credentials, config.lambda_region});
+  return Status::Ok();
+}
 
 StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   auto parts = std::make_unique<Parts>();
@@ -175,6 +237,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   parts->auth = std::make_unique<TokenAuthenticator>(*parts->store, RealClock());
   RETURN_IF_ERROR(parts->auth->Load());
   RETURN_IF_ERROR(CreateFirstTokens(*parts->auth, parts->started));
+  parts->credentials = std::make_unique<CredentialStore>(*parts->store, RealClock());
+  RETURN_IF_ERROR(parts->credentials->Load());
 
   parts->blocking = std::make_unique<ThreadPool>(4);
   parts->blobs = std::make_unique<images::BlobStore>(dir / "images");
@@ -236,16 +300,19 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   RETURN_IF_ERROR(parts->instances->Start().WithContext("instances"));
   parts->functions = std::make_unique<functions::FunctionRegistry>(
       *parts->store, dir / "functions" / "code", RealClock());
+  RETURN_IF_ERROR(StartFunctions(config, *parts).WithContext("functions"));
   parts->api = std::make_unique<api::ApiContext>(api::ApiContext{*parts->auth, *parts->store,
                                                                  RealClock(), *parts->blocking,
                                                                  std::chrono::steady_clock::now()});
   auto router = std::make_unique<http::Router>();
   api::RegisterSystemRoutes(*router, *parts->api);
+  api::RegisterCredentialRoutes(*router, *parts->api, *parts->credentials);
   api::RegisterImageRoutes(*router, *parts->api, *parts->images, *parts->blobs);
   api::RegisterCardRoutes(*router, *parts->api, *parts->cards, *parts->images, *parts->blobs);
   api::RegisterInstanceRoutes(*router, *parts->api, *parts->instances, *parts->capacity,
                               *parts->images, *parts->blobs);
-  api::RegisterLambdaRoutes(*router, *parts->api, *parts->functions, config.lambda_region);
+  api::RegisterLambdaRoutes(*router, *parts->api, *parts->function_services);
+  api::RegisterInvokeRoutes(*router, *parts->api, *parts->function_services);
   parts->server->Serve(std::move(router));
   return std::unique_ptr<Daemon>(new Daemon(std::move(parts)));
 }
@@ -260,6 +327,7 @@ void Daemon::Shutdown() {
   if (!parts_) return;
   // Order matters: stop taking requests, finish queued work, then close the store.
   parts_->server->Shutdown();
+  parts_->invoker->Stop();
   parts_->instances->Stop();
   parts_->cards->Stop();
   parts_->blocking->Shutdown();

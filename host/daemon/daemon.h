@@ -35,6 +35,8 @@ class Daemon {
  private:
   struct Parts;
   explicit Daemon(std::unique_ptr<Parts> parts);
+  // Function slots: the sandbox, limiter, records and invoker.
+  static Status StartFunctions(const DaemonConfig& config, Parts& parts);
   std::unique_ptr<Parts> parts_;
 };
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <system_error>
 
+#include "common/digest.h"
 #include "common/logging.h"
 #include "host/store/events.h"
 
@@ -153,6 +154,20 @@ std::string LambdaTime(std::chrono::system_clock::time_point t) {
 
 }  // namespace
 
+std::string LambdaAccountId(std::string_view tenant) {
+  // Stable per tenant: twelve decimal digits taken from the SHA-256 of its name.
+  std::string hex = Sha256Hex(tenant);
+  std::string digits;
+  for (size_t i = 0; digits.size() < 12; ++i) {
+    digits += static_cast<char>('0' + std::stoi(hex.substr(i * 2, 2), nullptr, 16) % 10);
+  }
+  return digits;
+}
+
+std::string FunctionArn(const FunctionConfig& f, std::string_view region) {
+  return fmt::format("arn:aws:lambda:{}:{}:function:{}", region, LambdaAccountId(f.tenant), f.name);
+}
+
 Json FunctionConfigurationJson(const FunctionConfig& f, std::string_view region,
                                std::string_view account) {
   Json variables = Json::object();
@@ -234,7 +249,34 @@ StatusOr<FunctionConfig> FunctionRegistry::Create(FunctionConfig config,
     CollectCode(config.code_sha256_hex);
     return saved;
   }
+  Cache(config);
   return config;
+}
+
+std::shared_ptr<const FunctionConfig> FunctionRegistry::Find(std::string_view tenant,
+                                                             std::string_view name) const {
+  std::string key = fmt::format("{}/{}", tenant, name);
+  MutexLock lock(cache_mu_);
+  auto it = cache_.find(key);
+  if (it != cache_.end()) return it->second;
+  // Read under the lock, so a change committed meanwhile cannot be overwritten by this read.
+  StatusOr<FunctionConfig> f = Get(tenant, name);
+  if (!f.ok()) return nullptr;
+  auto shared = std::make_shared<const FunctionConfig>(*std::move(f));
+  cache_.emplace(std::move(key), shared);
+  return shared;
+}
+
+void FunctionRegistry::Cache(const FunctionConfig& f) {
+  MutexLock lock(cache_mu_);
+  cache_.insert_or_assign(fmt::format("{}/{}", f.tenant, f.name),
+                          std::make_shared<const FunctionConfig>(f));
+}
+
+void FunctionRegistry::Uncache(std::string_view tenant, std::string_view name) {
+  MutexLock lock(cache_mu_);
+  auto it = cache_.find(fmt::format("{}/{}", tenant, name));
+  if (it != cache_.end()) cache_.erase(it);
 }
 
 StatusOr<FunctionConfig> FunctionRegistry::Get(std::string_view tenant,
@@ -273,6 +315,7 @@ Status FunctionRegistry::Delete(std::string_view tenant, std::string_view name) 
     RETURN_IF_ERROR(del.Run());
     return AppendEvent(db, clock_, "function.deleted", f.tenant + "/" + f.name, Json::object());
   }));
+  Uncache(tenant, name);
   CollectCode(f.code_sha256_hex);
   return Status::Ok();
 }
@@ -285,6 +328,7 @@ StatusOr<FunctionConfig> FunctionRegistry::SetReservedConcurrency(std::string_vi
   ASSIGN_OR_RETURN(FunctionConfig f, Get(tenant, name));
   f.reserved_concurrency = value;
   RETURN_IF_ERROR(store_.InTransaction([&](SqliteDb& db) { return Save(db, f); }));
+  Cache(f);
   return f;
 }
 

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,6 +62,12 @@ struct FunctionConfig {
   std::string last_modified;  // Lambda's format: 2026-11-28T10:52:40.784+0000
 };
 
+// The 12-digit AWS account id a tenant's ARNs carry: stable, derived from its name.
+std::string LambdaAccountId(std::string_view tenant);
+
+// arn:aws:lambda:<region>:<account>:function:<name>
+std::string FunctionArn(const FunctionConfig& f, std::string_view region);
+
 // Lambda's FunctionConfiguration shape, with `region` and `account` in the ARN.
 Json FunctionConfigurationJson(const FunctionConfig& f, std::string_view region,
                                std::string_view account);
@@ -84,6 +91,12 @@ class FunctionRegistry {
   StatusOr<FunctionConfig> SetReservedConcurrency(std::string_view tenant, std::string_view name,
                                                   std::optional<int> value);
 
+  // The function's configuration from memory, kept in step with the table: the lookup on
+  // every invocation, where an SQLite read would cost more than the rest. Null when there is
+  // no such function.
+  std::shared_ptr<const FunctionConfig> Find(std::string_view tenant, std::string_view name) const
+      EXCLUDES(cache_mu_);
+
   // Where the function's extracted bundle is (mounted at /var/task in its slots).
   std::filesystem::path CodeDir(const FunctionConfig& f) const;
 
@@ -97,7 +110,13 @@ class FunctionRegistry {
   const Clock& clock_;
   const BundleLimits limits_;
   // Orders code extraction and collection against each other.
-  Mutex mu_;
+  Mutex mu_ ACQUIRED_BEFORE(cache_mu_);
+  // Find's cache: "tenant/name" -> configuration. Changes update it after they commit.
+  mutable Mutex cache_mu_;
+  mutable std::map<std::string, std::shared_ptr<const FunctionConfig>, std::less<>> cache_
+      GUARDED_BY(cache_mu_);
+  void Cache(const FunctionConfig& f) EXCLUDES(cache_mu_);
+  void Uncache(std::string_view tenant, std::string_view name) EXCLUDES(cache_mu_);
 };
 
 }  // namespace fpgahost::functions

@@ -178,6 +178,10 @@ class RuntimeApi::State {
   void OnNext(http::Responder respond) EXCLUDES(mu_) {
     Later later;
     MutexLock lock(mu_);
+    if (phase_ == Phase::kStarted && !asked_next_) {
+      asked_next_ = true;
+      if (options_.on_first_next) later.Add(options_.on_first_next);
+    }
     switch (phase_) {
       case Phase::kClosed:
         return later.Drop(std::move(respond));
@@ -464,6 +468,7 @@ class RuntimeApi::State {
   Post responding_ GUARDED_BY(mu_) = Post::kResponse;
   std::optional<Current> current_ GUARDED_BY(mu_);  // set in Ready and Responding
   http::Responder next_ GUARDED_BY(mu_);            // a pending `next`, or null
+  bool asked_next_ GUARDED_BY(mu_) = false;         // on_first_next was called
 };
 
 StatusOr<std::unique_ptr<RuntimeApi>> RuntimeApi::Adopt(int listen_fd, RuntimeApiOptions options) {
@@ -471,6 +476,9 @@ StatusOr<std::unique_ptr<RuntimeApi>> RuntimeApi::Adopt(int listen_fd, RuntimeAp
   server_options.threads = 1;
   server_options.io_threads = options.io_threads;
   server_options.shutdown_grace = options.close_grace;
+  // Each invocation is logged once by the invoke API; the runtime's two requests per
+  // invocation only at debug level.
+  server_options.access_log_debug = true;
   // A runtime's keep-alive connection stays quiet while its function runs, which Lambda
   // allows for up to 15 minutes.
   server_options.idle_timeout = std::chrono::hours(1);

@@ -94,6 +94,8 @@ struct RuntimeApiOptions {
   http::IoThreads* io_threads = nullptr;
   // Called once when the runtime posts /runtime/init/error.
   std::function<void(const InitError&)> on_init_error;
+  // Called once when the runtime first asks for `next`: its initialisation is over.
+  std::function<void()> on_first_next;
   // How long Close waits for a request being uploaded before cutting it off.
   std::chrono::milliseconds close_grace{2'000};
 };

@@ -45,6 +45,10 @@ struct SandboxSpec {
   // CPU time per wall second (1.0 = one core). Lambda-like, proportional to memory: the
   // caller decides.
   double cpus = 1.0;
+  // CPU while the sandbox is built and its runtime initialises, until SettleCpu: 0 means
+  // `cpus`. Building the sandbox is fpgahost's work, not the function's, and a small share
+  // would stretch it by whole CPU periods.
+  double init_cpus = 0;
   int max_pids = 256;
   // Size cap of the private /tmp (tmpfs; its pages count against the memory limit too).
   int64_t tmp_mib = 512;
@@ -115,7 +119,14 @@ class SandboxedProcess {
   // too); nonblocking, owned by this object.
   virtual int stdout_fd() const = 0;
   virtual int stderr_fd() const = 0;
+  // Becomes readable (poll, epoll) once the sandbox has ended: its runtime exited or was
+  // killed. Owned by this object.
+  virtual int exit_fd() const = 0;
   virtual const Isolation& isolation() const = 0;
+
+  // Applies spec.cpus after the start-up allowance (spec.init_cpus) and reads the limit back
+  // into isolation(). Call from the sandbox's owner only.
+  virtual Status SettleCpu() = 0;
 
   // SIGKILLs every process of the sandbox, reaps them and removes its cgroups. Idempotent;
   // fine after the sandbox has exited.

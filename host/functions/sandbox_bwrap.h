@@ -13,8 +13,12 @@
 //
 // Host user: bwrap maps the sandbox's user to the user that runs bwrap. When fpgahostd runs
 // as root, that would make the sandbox's processes host root (no capabilities, but root's
-// file permissions, e.g. on /proc/sys), so bwrap then runs as Options::host_uid/host_gid,
-// which must be able to read the bundle. Otherwise it runs as the daemon's user.
+// file permissions, e.g. on /proc/sys), so bwrap then runs as Options::host_uid/host_gid.
+// That user need not be able to reach the bundle or the launcher: the launcher, before it
+// drops to it, bind-mounts both onto a tmpfs at Options::stage_dir in a mount namespace of
+// its own, which bwrap inherits (nothing changes in the host's mounts). The files must be
+// readable by others (bundles are extracted 0755/0644). Otherwise bwrap runs as the daemon's
+// user and reads them where they are.
 //
 // Start-up, race-free: fpgahostd spawns fpgahost-slot-init ("outer"), which joins the
 // sandbox's cgroups, drops to the host user and executes bwrap; bwrap builds the sandbox and
@@ -52,6 +56,9 @@ class BwrapSandbox final : public Sandbox {
     // The host user sandboxes run as when fpgahostd runs as root (nobody by default).
     uid_t host_uid = 65534;
     gid_t host_gid = 65534;
+    // Where a root daemon's launcher stages the bundle and itself for bwrap (a tmpfs in the
+    // launcher's own mount namespace; the directory is created when missing).
+    std::filesystem::path stage_dir = "/run/fpgahost-slot-stage";
     // The user the runtime sees itself as (Lambda's sbx_user1051).
     uid_t sandbox_uid = 993;
     gid_t sandbox_gid = 993;

@@ -351,6 +351,22 @@ void SandboxCgroups::Verify(pid_t pid, Isolation& isolation) const {
   isolation.cgroup_version = any && limited ? version_ : "none";
 }
 
+Status SandboxCgroups::SetCpuQuota(int64_t quota_us, int64_t period_us) {
+  for (const Dir& d : dirs_) {
+    if (d.removed) continue;
+    int e = 0;
+    if (d.controller.empty()) {
+      e = WriteFile(d.path / "cpu.max", fmt::format("{} {}", quota_us, period_us));
+    } else if (d.controller == "cpu") {
+      e = WriteFile(d.path / "cpu.cfs_quota_us", std::to_string(quota_us));
+    } else {
+      continue;
+    }
+    if (e != 0) return ErrnoError("setting the CPU quota in " + d.path.string(), e);
+  }
+  return Status::Ok();
+}
+
 Status SandboxCgroups::Remove() {
   Status result;
   for (auto& d : dirs_) {

@@ -65,6 +65,9 @@ class SandboxCgroups {
   // only when `pid` is a member of the cgroup and the limit reads back as a number.
   void Verify(pid_t pid, Isolation& isolation) const;
 
+  // Sets the CPU quota (per period) of a set made with a cpu controller; nothing otherwise.
+  Status SetCpuQuota(int64_t quota_us, int64_t period_us);
+
   // SIGKILLs whatever is left in the cgroups, removes them, and removes the fpgahost parent
   // when no other sandbox uses it. Idempotent.
   Status Remove();

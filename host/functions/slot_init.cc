@@ -1,10 +1,15 @@
 // fpgahost-slot-init: the small launcher around a function slot's sandbox (BwrapSandbox).
 //
-//   fpgahost-slot-init outer [--join-cgroup FILE]... [--user UID:GID] -- PROGRAM ARGS...
+//   fpgahost-slot-init outer [--join-cgroup FILE]... [--stage DIR --stage-task SRC]
+//                            [--user UID:GID] -- PROGRAM ARGS...
 //     Runs on the host, started by fpgahostd: writes its own pid into each cgroup.procs FILE,
-//     drops to UID:GID (when given), then executes PROGRAM (bwrap). Everything the sandbox
-//     ever runs descends from this process after it joined the cgroups, so no process of the
-//     sandbox runs a single instruction outside its limits.
+//     stages (below), drops to UID:GID (when given), then executes PROGRAM (bwrap).
+//     Everything the sandbox ever runs descends from this process after it joined the
+//     cgroups, so no process of the sandbox runs a single instruction outside its limits.
+//     Staging, for a root fpgahostd whose files the unprivileged UID cannot reach: in a new
+//     mount namespace (private, so the host's mounts never change), a tmpfs on DIR holding
+//     DIR/task (SRC bind-mounted) and DIR/launcher (this executable bind-mounted), for bwrap
+//     to mount into the sandbox.
 //
 //   fpgahost-slot-init inner --control-fd FD --port PORT -- PROGRAM ARGS...
 //     Runs inside the sandbox, as what bwrap executes: creates a TCP socket listening on
@@ -22,8 +27,11 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -70,6 +78,34 @@ void Exec(const std::vector<char*>& argv) {
   ::execv(argv[0], argv.data());
 }
 
+void BindMount(const std::string& source, const std::string& target) {
+  if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+    Fail(kSetupFailed, "bind-mounting " + source + " on " + target, errno);
+  }
+}
+
+void Stage(const std::string& dir, const std::string& task) {
+  if (::unshare(CLONE_NEWNS) != 0) Fail(kSetupFailed, "unshare(CLONE_NEWNS)", errno);
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    Fail(kSetupFailed, "making mounts private", errno);
+  }
+  if (::mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k") != 0) {
+    Fail(kSetupFailed, "mounting a tmpfs on " + dir, errno);
+  }
+  std::string task_target = dir + "/task";
+  std::string launcher_target = dir + "/launcher";
+  if (::mkdir(task_target.c_str(), 0755) != 0) Fail(kSetupFailed, "mkdir " + task_target, errno);
+  int fd = ::open(launcher_target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+  if (fd < 0) Fail(kSetupFailed, "creating " + launcher_target, errno);
+  ::close(fd);
+  BindMount(task, task_target);
+  // The executable's own path (binding the /proc/self/exe link itself is refused).
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) Fail(kSetupFailed, "readlink /proc/self/exe", errno);
+  BindMount(std::string(self, static_cast<size_t>(n)), launcher_target);
+}
+
 int Outer(const std::vector<std::string>& options, std::vector<char*>& program) {
   for (size_t i = 0; i < options.size(); ++i) {
     if (options[i] == "--join-cgroup" && i + 1 < options.size()) {
@@ -81,6 +117,10 @@ int Outer(const std::vector<std::string>& options, std::vector<char*>& program) 
         Fail(kSetupFailed, "joining cgroup " + file, errno);
       }
       ::close(fd);
+    } else if (options[i] == "--stage" && i + 3 < options.size() &&
+               options[i + 2] == "--stage-task") {
+      Stage(options[i + 1], options[i + 3]);
+      i += 3;
     } else if (options[i] == "--user" && i + 1 < options.size()) {
       const std::string& ids = options[++i];
       size_t colon = ids.find(':');

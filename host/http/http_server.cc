@@ -329,10 +329,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     res->prepare_payload();
     auto elapsed =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_);
-    spdlog::info("access {} \"{} {}\" {} {}B {:.2f}ms {}", remote_,
-                 request_.method.empty() ? "-" : request_.method,
-                 request_.target.empty() ? "-" : request_.target, r.status, res->body().size(),
-                 elapsed.count(), request_.request_id);
+    spdlog::log(shared_.options.access_log_debug ? spdlog::level::debug : spdlog::level::info,
+                "access {} \"{} {}\" {} {}B {:.2f}ms {}", remote_,
+                request_.method.empty() ? "-" : request_.method,
+                request_.target.empty() ? "-" : request_.target, r.status, res->body().size(),
+                elapsed.count(), request_.request_id);
     stream_.expires_after(shared_.options.idle_timeout);
     bhttp::async_write(stream_, *res,
                        [self = shared_from_this(), res, keep](beast::error_code ec, size_t) {

@@ -58,6 +58,9 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   // How long Shutdown waits for in-flight requests before cutting them off.
   std::chrono::milliseconds shutdown_grace{10'000};
+  // Access-log lines at debug rather than info level (servers whose every request is part of
+  // a larger one, such as a function slot's Runtime API).
+  bool access_log_debug = false;
   // When set, the server runs on these shared threads and starts none of its own (`threads`
   // is then ignored). Shutdown must then not be called from one of those threads.
   IoThreads* io_threads = nullptr;

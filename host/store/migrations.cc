@@ -137,7 +137,39 @@ CREATE TABLE functions (
 CREATE INDEX functions_by_code ON functions (code_sha256);
 )sql";
 
-constexpr std::array<Migration, 7> kMigrations{{
+// Invocation records (host/functions/invocation_records.h): one row per invocation of a
+// function, written in batches after the fact; `log` is the runtime's output during it
+// (truncated at the head past a limit). Old rows are pruned by count.
+constexpr std::string_view kInvocations = R"sql(
+CREATE TABLE invocations (
+  seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+  request_id   TEXT NOT NULL,
+  tenant       TEXT NOT NULL,
+  function     TEXT NOT NULL,
+  version      TEXT NOT NULL,
+  record       TEXT NOT NULL,
+  log          BLOB NOT NULL,
+  started_at   TEXT NOT NULL
+);
+CREATE INDEX invocations_by_function ON invocations (tenant, function, seq);
+CREATE INDEX invocations_by_request ON invocations (request_id);
+)sql";
+
+// Access keys (host/auth/credentials.h) for SigV4-signed requests. The secret is kept as it
+// is because verifying a signature needs it (an HMAC key), as AWS keeps it; only the
+// daemon's user can read the database (the data dir is 0700).
+constexpr std::string_view kAccessKeys = R"sql(
+CREATE TABLE access_keys (
+  id          TEXT PRIMARY KEY,          -- AKIA + 16 base32 characters, safe to show
+  tenant      TEXT NOT NULL REFERENCES tenants(name),
+  secret      TEXT NOT NULL,
+  description TEXT NOT NULL,
+  created_at  TEXT NOT NULL
+);
+CREATE INDEX access_keys_by_tenant ON access_keys (tenant);
+)sql";
+
+constexpr std::array<Migration, 9> kMigrations{{
     {1, "tenants and API tokens", kTenantsAndTokens},
     {2, "events", kEvents},
     {3, "images", kImages},
@@ -145,6 +177,8 @@ constexpr std::array<Migration, 7> kMigrations{{
     {5, "vfio binding journal", kVfioBindings},
     {6, "instances", kInstances},
     {7, "functions", kFunctions},
+    {8, "invocation records", kInvocations},
+    {9, "access keys", kAccessKeys},
 }};
 
 }  // namespace

@@ -88,6 +88,8 @@ Status Statement::Run() {
   }
 }
 
+void Statement::Reset() { sqlite3_reset(stmt_.get()); }
+
 std::string Statement::ColumnText(int index) const {
   const unsigned char* text = sqlite3_column_text(stmt_.get(), index);
   if (text == nullptr) return {};

@@ -34,6 +34,8 @@ class Statement {
   StatusOr<bool> Step();
   // Steps to completion, for statements that return no rows.
   Status Run();
+  // Makes the statement ready to run again (bound values are kept until rebound).
+  void Reset();
 
   std::string ColumnText(int index) const;
   int64_t ColumnInt64(int index) const;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <regex>
 #include <string>
@@ -37,6 +38,7 @@ class DaemonUnderTest {
   }
 
   uint16_t port() const { return port_; }
+  const std::filesystem::path& data_dir() const { return data_dir_; }
   const std::string& endpoint() const { return endpoint_; }
   BackgroundProcess& process() { return *process_; }
 
@@ -51,11 +53,13 @@ class DaemonUnderTest {
 
   // One HTTP call; a transport failure is a test failure and an empty response.
   http::ClientResponse Call(const std::string& method, const std::string& target,
-                            const std::string& token = "", const std::string& body = "") {
+                            const std::string& token = "", const std::string& body = "",
+                            const std::map<std::string, std::string>& headers = {}) {
     http::ClientRequest req;
     req.method = method;
     req.target = target;
     req.body = body;
+    for (const auto& [name, value] : headers) req.headers[name] = value;
     if (!token.empty()) req.headers["Authorization"] = "Bearer " + token;
     auto r = http::Send(http::Endpoint{"127.0.0.1", port_}, req);
     EXPECT_TRUE(r.ok()) << r.status().ToString();

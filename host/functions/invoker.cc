@@ -1,0 +1,781 @@
+#include "host/functions/invoker.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cmath>
+#include <condition_variable>
+#include <set>
+#include <utility>
+
+#include "common/digest.h"
+#include "common/ids.h"
+
+namespace fpgahost::functions {
+namespace {
+
+namespace asio = boost::asio;
+using std::chrono::steady_clock;
+
+// Lambda's ratio of CPU to memory: 1,769 MB is one vCPU.
+constexpr int64_t kMibPerVcpu = 1769;
+constexpr char kCapacityOwner[] = "functions";
+// fpgahost's Reason for a call that waited its function's timeout for a slot the host could
+// not make room for (Lambda has no equivalent: it never queues synchronous calls).
+constexpr char kHostCapacityExceeded[] = "HostCapacityExceeded";
+constexpr char kServiceException[] = "ServiceException";
+
+std::string NewRequestId() {
+  // A version-4 UUID, as Lambda's request ids are.
+  std::string h = RandomHex(16);
+  h[12] = '4';
+  h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];
+  return fmt::format("{}-{}-{}-{}-{}", h.substr(0, 8), h.substr(8, 4), h.substr(12, 4),
+                     h.substr(16, 4), h.substr(20));
+}
+
+// Slots are shared by calls of the same function version: same code and the same settings
+// the sandbox is made with.
+std::string VersionKey(const FunctionConfig& f) {
+  Json settings = {{"memory", f.memory_mib},
+                   {"timeout", f.timeout_seconds},
+                   {"handler", f.handler},
+                   {"environment", f.environment}};
+  return fmt::format("{}/{}@{}:{}", f.tenant, f.name, f.code_sha256_hex,
+                     Sha256Hex(settings.dump()).substr(0, 16));
+}
+
+std::string FunctionPrefix(std::string_view tenant, std::string_view function) {
+  return fmt::format("{}/{}@", tenant, function);
+}
+
+double Ms(std::chrono::microseconds d) { return static_cast<double>(d.count()) / 1000.0; }
+double Ms(steady_clock::duration d) {
+  return Ms(std::chrono::duration_cast<std::chrono::microseconds>(d));
+}
+
+std::string Tail(const std::string& log, size_t bytes) {
+  return log.size() <= bytes ? log : log.substr(log.size() - bytes);
+}
+
+}  // namespace
+
+struct Invoker::Call {
+  InvokeRequest request;
+  std::string request_id;
+  std::shared_ptr<const FunctionConfig> fn;
+  std::string key;
+  ConcurrencyLimiter::Lease lease;
+  std::function<void(InvokeResponse)> done;  // null for asynchronous events
+  steady_clock::time_point accepted;         // this attempt entered the queue
+  steady_clock::time_point wait_deadline;
+  std::chrono::system_clock::time_point started_at;
+  int attempt = 1;
+  bool cold = false;
+};
+
+struct Invoker::Slot {
+  std::string name;
+  std::string key;
+  std::shared_ptr<const FunctionConfig> fn;
+  std::shared_ptr<FunctionSlot> slot;  // null while starting
+  int64_t memory_mib = 0;
+  int64_t milli_vcpus = 0;
+  bool busy = false;
+  bool removed = false;
+  bool used = false;  // has run an invocation: the next one is warm
+  uint64_t served = 0;
+  steady_clock::time_point idle_since;
+};
+
+struct Invoker::Pool {
+  std::deque<std::shared_ptr<Call>> queue;
+  std::vector<std::shared_ptr<Slot>> idle;  // most recently used last
+  std::vector<std::shared_ptr<Slot>> slots;
+  int starting = 0;
+};
+
+// Timers and the callbacks in flight on I/O threads, so Stop can wait for them.
+struct Invoker::Timers {
+  explicit Timers(asio::io_context& context) : tick(context) {}
+  asio::steady_timer tick;
+  std::set<std::shared_ptr<asio::steady_timer>> async;
+  int callbacks = 0;
+  std::condition_variable_any idle;
+};
+
+Invoker::Invoker(InvokerDeps deps, InvokerOptions options)
+    : deps_(deps), options_(std::move(options)), starters_(2), reaper_(2) {
+  {
+    MutexLock lock(mu_);
+    timers_ = std::make_unique<Timers>(deps_.io.context());
+  }
+  ArmTick();
+}
+
+Invoker::~Invoker() {
+  Stop();
+  // Slots still starting finish (and are killed), then kills finish.
+  starters_.Shutdown();
+  reaper_.Shutdown();
+  std::unique_lock<Mutex> lock(mu_);
+  timers_->idle.wait(lock, [this]() NO_THREAD_SAFETY_ANALYSIS { return timers_->callbacks == 0; });
+}
+
+void Invoker::Invoke(InvokeRequest request, std::function<void(InvokeResponse)> done) {
+  InvokeResponse response;
+  std::shared_ptr<const FunctionConfig> fn = deps_.registry.Find(request.tenant, request.function);
+  if (!fn) {
+    response.status = NotFoundError(
+        fmt::format("Function not found: arn:aws:lambda:{}:{}:function:{}", options_.region,
+                    LambdaAccountId(request.tenant), request.function),
+        kResourceNotFound);
+    return done(std::move(response));
+  }
+  bool async = request.type == InvocationType::kEvent;
+  size_t limit = async ? kMaxAsyncPayloadBytes : kMaxSyncPayloadBytes;
+  if (request.payload.size() > limit) {
+    response.status = PayloadTooLargeError(
+        fmt::format("{} byte payload is too large for the {} invocation type (limit {} bytes)",
+                    request.payload.size(), async ? "Event" : "RequestResponse", limit),
+        kRequestTooLarge);
+    return done(std::move(response));
+  }
+  if (request.type == InvocationType::kDryRun) {
+    response.http_status = 204;
+    return done(std::move(response));
+  }
+  if (!request.payload.empty() && !Json::accept(request.payload)) {
+    response.status = InvalidArgumentError(
+        "Could not parse request body into json: the payload "
+        "is not valid JSON",
+        "InvalidRequestContentException");
+    return done(std::move(response));
+  }
+
+  auto call = std::make_shared<Call>();
+  call->request_id = NewRequestId();
+  call->fn = fn;
+  call->key = VersionKey(*fn);
+  call->started_at = deps_.clock.Now();
+  call->request = std::move(request);
+  if (call->request.payload.empty()) call->request.payload = "{}";
+
+  if (async) {
+    {
+      MutexLock lock(mu_);
+      if (async_queued_ >= options_.max_async_queue) {
+        response.status = ResourceExhaustedError(
+            fmt::format("the asynchronous queue of this host is full ({} events)",
+                        options_.max_async_queue),
+            kTooManyRequests);
+        response.throttle_reason = kHostCapacityExceeded;
+        done(std::move(response));
+        return;
+      }
+      ++async_queued_;
+    }
+    response.request_id = call->request_id;
+    response.http_status = 202;
+    done(std::move(response));
+    SubmitAsync(std::move(call), std::chrono::milliseconds(0));
+    return;
+  }
+
+  ConcurrencyLimiter::Throttle throttle;
+  StatusOr<ConcurrencyLimiter::Lease> lease = deps_.limiter.Acquire(
+      call->request.tenant, call->request.function, fn->reserved_concurrency, &throttle);
+  if (!lease.ok()) {
+    Throttled(call->request, call->request_id, throttle.reason);
+    response.status = lease.status();
+    response.throttle_reason = std::string(throttle.reason);
+    response.request_id = call->request_id;
+    return done(std::move(response));
+  }
+  call->lease = *std::move(lease);
+  call->done = std::move(done);
+  Submit(std::move(call));
+}
+
+void Invoker::Throttled(const InvokeRequest& request, std::string request_id,
+                        std::string_view reason) {
+  InvocationRecord r;
+  r.request_id = std::move(request_id);
+  r.tenant = request.tenant;
+  r.function = request.function;
+  r.invocation_type = request.type == InvocationType::kEvent ? "Event" : "RequestResponse";
+  r.state = "throttled";
+  r.error_type = std::string(reason);
+  r.started_at = r.finished_at = deps_.clock.Now();
+  deps_.records.Add(std::move(r), "");
+}
+
+void Invoker::SubmitAsync(std::shared_ptr<Call> call, std::chrono::milliseconds delay) {
+  if (delay.count() > 0) {
+    MutexLock lock(mu_);
+    if (stopping_) {
+      --async_queued_;
+      return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(deps_.io.context(), delay);
+    timers_->async.insert(timer);
+    // Counted until the handler has run (cancelled or not), so the destructor can wait.
+    ++timers_->callbacks;
+    timer->async_wait([this, timer, call](const boost::system::error_code& ec) {
+      bool run = false;
+      {
+        MutexLock fired(mu_);
+        timers_->async.erase(timer);
+        run = !ec && !stopping_;
+        if (!run) --async_queued_;
+      }
+      if (run) SubmitAsync(call, std::chrono::milliseconds(0));
+      MutexLock done(mu_);
+      if (--timers_->callbacks == 0) timers_->idle.notify_all();
+    });
+    return;
+  }
+  // The function may have changed or gone while the event waited.
+  std::shared_ptr<const FunctionConfig> fn =
+      deps_.registry.Find(call->request.tenant, call->request.function);
+  if (!fn) {
+    InvocationRecord r;
+    r.request_id = call->request_id;
+    r.tenant = call->request.tenant;
+    r.function = call->request.function;
+    r.invocation_type = "Event";
+    r.attempt = call->attempt;
+    r.state = "error";
+    r.error_type = kResourceNotFound;
+    r.started_at = call->started_at;
+    r.finished_at = deps_.clock.Now();
+    deps_.records.Add(std::move(r), "");
+    MutexLock lock(mu_);
+    --async_queued_;
+    return;
+  }
+  call->fn = fn;
+  call->key = VersionKey(*fn);
+  StatusOr<ConcurrencyLimiter::Lease> lease =
+      deps_.limiter.Acquire(call->request.tenant, call->request.function, fn->reserved_concurrency);
+  if (!lease.ok()) {
+    // Lambda keeps a throttled event and tries again later.
+    SubmitAsync(std::move(call), options_.async_throttle_delay);
+    return;
+  }
+  call->lease = *std::move(lease);
+  Submit(std::move(call));
+}
+
+void Invoker::Submit(std::shared_ptr<Call> call) {
+  std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts;
+  std::shared_ptr<Slot> slot;
+  InvokeResponse refused;
+  {
+    MutexLock lock(mu_);
+    call->accepted = steady_clock::now();
+    call->wait_deadline = call->accepted + std::chrono::seconds(call->fn->timeout_seconds);
+    if (stopping_) {
+      refused.status = UnavailableError("fpgahostd is shutting down", kServiceException);
+    } else {
+      std::unique_ptr<Pool>& pool = pools_[call->key];
+      if (!pool) pool = std::make_unique<Pool>();
+      if (!pool->idle.empty()) {
+        slot = pool->idle.back();
+        pool->idle.pop_back();
+        slot->busy = true;
+        call->cold = !slot->used;
+        slot->used = true;
+      } else if (pool->queue.size() >= options_.max_queue_per_function) {
+        refused.status = ResourceExhaustedError(
+            fmt::format("{} calls of this function already wait for a slot", pool->queue.size()),
+            kTooManyRequests);
+        refused.throttle_reason = kHostCapacityExceeded;
+      } else {
+        pool->queue.push_back(call);
+        PlanStarts(call->key, *pool, starts);
+      }
+    }
+  }
+  if (!refused.status.ok()) {
+    refused.request_id = call->request_id;
+    call->lease.Release();
+    if (call->done) {
+      call->done(std::move(refused));
+    } else {
+      MutexLock lock(mu_);
+      --async_queued_;
+    }
+    return;
+  }
+  RunStarts(std::move(starts));
+  if (slot) Dispatch(std::move(slot), std::move(call));
+}
+
+Status Invoker::Hold(int64_t memory_mib, int64_t milli_vcpus) {
+  ComputeResources want{static_cast<int>((milli_vcpus + 999) / 1000), memory_mib};
+  RETURN_IF_ERROR(deps_.capacity.Resize(kCapacityOwner, want));
+  held_memory_mib_ = memory_mib;
+  held_milli_vcpus_ = milli_vcpus;
+  return Status::Ok();
+}
+
+void Invoker::PlanStarts(const std::string& key, Pool& pool,
+                         std::vector<std::pair<std::string, std::shared_ptr<Slot>>>& starts) {
+  while (!stopping_ && pool.starting < static_cast<int>(pool.queue.size()) &&
+         starting_ < options_.max_concurrent_starts) {
+    std::shared_ptr<const FunctionConfig> fn = pool.queue.back()->fn;
+    int64_t memory = fn->memory_mib;
+    int64_t milli = (memory * 1000 + kMibPerVcpu - 1) / kMibPerVcpu;
+    while (slots_ >= options_.max_slots ||
+           !Hold(held_memory_mib_ + memory, held_milli_vcpus_ + milli).ok()) {
+      if (!EvictIdle(key)) return;
+    }
+    auto slot = std::make_shared<Slot>();
+    slot->name = fmt::format("fn-{}-{}", next_slot_++, fn->name.substr(0, 40));
+    slot->key = key;
+    slot->fn = fn;
+    slot->memory_mib = memory;
+    slot->milli_vcpus = milli;
+    ++pool.starting;
+    ++starting_;
+    ++slots_;
+    pool.slots.push_back(slot);
+    starts.emplace_back(key, std::move(slot));
+  }
+}
+
+void Invoker::PlanAllStarts(std::vector<std::pair<std::string, std::shared_ptr<Slot>>>& starts) {
+  for (auto& [key, pool] : pools_) {
+    if (!pool->queue.empty()) PlanStarts(key, *pool, starts);
+  }
+}
+
+bool Invoker::EvictIdle(const std::string& key) {
+  std::shared_ptr<Slot> oldest;
+  for (auto& [k, pool] : pools_) {
+    if (k == key || pool->idle.empty()) continue;
+    // idle is ordered by time: its front is the pool's least recently used.
+    const std::shared_ptr<Slot>& s = pool->idle.front();
+    if (!oldest || s->idle_since < oldest->idle_since) oldest = s;
+  }
+  if (!oldest) return false;
+  spdlog::debug("functions: retiring idle slot {} to make room", oldest->name);
+  RemoveSlot(oldest);
+  return true;
+}
+
+void Invoker::RemoveSlot(const std::shared_ptr<Slot>& slot) {
+  if (slot->removed) return;
+  slot->removed = true;
+  --slots_;
+  Hold(held_memory_mib_ - slot->memory_mib, held_milli_vcpus_ - slot->milli_vcpus)
+      .IgnoreError();  // shrinking always fits
+  auto it = pools_.find(slot->key);
+  if (it != pools_.end()) {
+    Pool& pool = *it->second;
+    std::erase(pool.idle, slot);
+    std::erase(pool.slots, slot);
+    if (pool.slots.empty() && pool.queue.empty() && pool.starting == 0) pools_.erase(it);
+  }
+  if (slot->slot) slot->slot->Kill();
+}
+
+void Invoker::RunStarts(std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts) {
+  for (auto& [key, slot] : starts) {
+    starters_.Post([this, key = std::move(key), slot = std::move(slot)]() mutable {
+      StartSlot(std::move(key), std::move(slot));
+    });
+  }
+}
+
+SandboxSpec Invoker::SpecFor(const FunctionConfig& f, const std::string& slot_name) const {
+  SandboxSpec spec;
+  spec.name = slot_name;
+  spec.task_dir = deps_.registry.CodeDir(f);
+  spec.argv = {"/var/task/bootstrap"};
+  // The function's variables, then Lambda's own (which a function cannot override).
+  for (const auto& [k, v] : f.environment) spec.env.emplace_back(k, v);
+  std::string day = FormatRfc3339(deps_.clock.Now()).substr(0, 10);
+  std::replace(day.begin(), day.end(), '-', '/');
+  const std::pair<std::string, std::string> lambda[] = {
+      {"AWS_LAMBDA_FUNCTION_NAME", f.name},
+      {"AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"},
+      {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE", std::to_string(f.memory_mib)},
+      {"AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"},
+      {"AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/" + f.name},
+      {"AWS_LAMBDA_LOG_STREAM_NAME", fmt::format("{}/[$LATEST]{}", day, slot_name)},
+      {"AWS_REGION", options_.region},
+      {"AWS_DEFAULT_REGION", options_.region},
+      {"_HANDLER", f.handler},
+      {"LAMBDA_TASK_ROOT", "/var/task"},
+      {"LAMBDA_RUNTIME_DIR", "/var/runtime"},
+      {"LANG", "en_US.UTF-8"},
+      {"TZ", ":UTC"},
+      {"PATH", "/usr/local/bin:/usr/bin:/bin:/opt/bin"},
+      {"LD_LIBRARY_PATH", "/var/task:/var/task/lib:/opt/lib"},
+  };
+  for (const auto& entry : lambda) {
+    std::erase_if(spec.env, [&](const auto& e) { return e.first == entry.first; });
+    spec.env.push_back(entry);
+  }
+  spec.memory_mib = f.memory_mib;
+  spec.cpus = static_cast<double>(f.memory_mib) / kMibPerVcpu;
+  // Building the sandbox and initialising the runtime run with at least one vCPU; the
+  // proportional share applies from the runtime's first `next` on.
+  spec.init_cpus = std::max(1.0, spec.cpus);
+  spec.max_pids = options_.max_pids;
+  spec.tmp_mib = options_.tmp_mib;
+  return spec;
+}
+
+void Invoker::StartSlot(std::string key, std::shared_ptr<Slot> slot) {
+  std::weak_ptr<Slot> weak = slot;
+  FunctionSlot::Hooks hooks;
+  hooks.on_retired = [this, weak] {
+    std::shared_ptr<Slot> s = weak.lock();
+    if (!s) return;
+    std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts;
+    {
+      MutexLock lock(mu_);
+      // A busy slot is removed when its invocation's outcome arrives.
+      if (s->busy) return;
+      RemoveSlot(s);
+      PlanAllStarts(starts);
+    }
+    RunStarts(std::move(starts));
+  };
+  StatusOr<std::shared_ptr<FunctionSlot>> started = FunctionSlot::Start(
+      deps_.sandbox, SpecFor(*slot->fn, slot->name), deps_.io, reaper_, std::move(hooks));
+  if (!started.ok()) {
+    spdlog::warn("functions: slot {} for {} did not start: {}", slot->name, slot->fn->name,
+                 started.status().ToString());
+  }
+
+  std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts;
+  std::vector<std::shared_ptr<Call>> failed;
+  std::shared_ptr<Call> next;
+  {
+    MutexLock lock(mu_);
+    --starting_;
+    auto it = pools_.find(key);
+    Pool* pool = it == pools_.end() ? nullptr : it->second.get();
+    if (pool) --pool->starting;
+    if (started.ok()) slot->slot = *started;
+    if (stopping_ || !pool || slot->removed) {
+      RemoveSlot(slot);
+    } else if (!started.ok()) {
+      RemoveSlot(slot);
+      // With no other slot to serve them, the waiting calls fail; else only the oldest does
+      // (the next start may well work).
+      bool others = std::any_of(pool->slots.begin(), pool->slots.end(),
+                                [](const auto& s) { return s->slot != nullptr; });
+      while (!pool->queue.empty()) {
+        failed.push_back(pool->queue.front());
+        pool->queue.pop_front();
+        if (others) break;
+      }
+      PlanAllStarts(starts);
+    } else if (!pool->queue.empty()) {
+      next = pool->queue.front();
+      pool->queue.pop_front();
+      slot->busy = true;
+      slot->used = true;
+      next->cold = true;
+      PlanStarts(key, *pool, starts);
+    } else {
+      slot->idle_since = steady_clock::now();
+      pool->idle.push_back(slot);
+    }
+  }
+  for (std::shared_ptr<Call>& call : failed) {
+    InvokeResponse response;
+    response.request_id = call->request_id;
+    response.status = InternalError(
+        fmt::format("no function slot could be started: {}", started.status().message()),
+        kServiceException);
+    InvocationRecord record;
+    record.state = "error";
+    record.error_type = kServiceException;
+    Finish(std::move(call), std::move(response), std::move(record), "");
+  }
+  RunStarts(std::move(starts));
+  if (next) Dispatch(slot, std::move(next));
+}
+
+void Invoker::Dispatch(std::shared_ptr<Slot> slot, std::shared_ptr<Call> call) {
+  const FunctionConfig& fn = *call->fn;
+  Invocation invocation;
+  invocation.request_id = call->request_id;
+  invocation.payload = call->request.payload;
+  invocation.deadline = deps_.clock.Now() + std::chrono::seconds(fn.timeout_seconds);
+  invocation.function_arn = FunctionArn(fn, options_.region);
+  invocation.trace_id = call->request.trace_id;
+  invocation.client_context = call->request.client_context;
+  Status s = slot->slot->Invoke(
+      std::move(invocation), std::chrono::seconds(fn.timeout_seconds),
+      [this, slot, call](SlotOutcome outcome) { OnOutcome(slot, call, std::move(outcome)); });
+  if (s.ok()) return;
+  // The slot ended between being chosen and being handed the call: queue it again.
+  spdlog::debug("functions: slot {} refused {}: {}", slot->name, call->request_id, s.ToString());
+  std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts;
+  {
+    MutexLock lock(mu_);
+    slot->busy = false;
+    RemoveSlot(slot);
+    auto it = pools_.find(call->key);
+    if (it == pools_.end()) it = pools_.emplace(call->key, std::make_unique<Pool>()).first;
+    it->second->queue.push_front(call);
+    PlanStarts(call->key, *it->second, starts);
+  }
+  RunStarts(std::move(starts));
+}
+
+void Invoker::OnOutcome(std::shared_ptr<Slot> slot, std::shared_ptr<Call> call,
+                        SlotOutcome outcome) {
+  const FunctionConfig& fn = *call->fn;
+  InvokeResponse response;
+  response.request_id = call->request_id;
+  InvocationRecord record;
+  record.slot = slot->name;
+  record.cold = call->cold;
+  if (call->cold) record.init_ms = Ms(slot->slot->init_duration());
+  record.duration_ms = Ms(outcome.duration);
+  record.state = "succeeded";
+  std::string failure_line;
+  std::visit(
+      [&](auto& r) {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, InvocationResponse>) {
+          response.payload = std::move(r.payload);
+        } else if constexpr (std::is_same_v<T, FunctionError> || std::is_same_v<T, InitError>) {
+          response.function_error = "Unhandled";
+          response.payload = std::move(r.body);
+          record.state = "failed";
+          record.error_type = r.error_type.empty() ? "Unhandled" : r.error_type;
+        } else {
+          response.function_error = "Unhandled";
+          response.payload = Json{{"errorType", r.error_type}, {"errorMessage", r.message}}.dump();
+          record.state = r.error_type == kErrorTypeTimeout ? "timed_out" : "failed";
+          record.error_type = r.error_type;
+          failure_line = fmt::format("{} {} {}\n", FormatRfc3339(deps_.clock.Now()),
+                                     call->request_id, r.message);
+        }
+      },
+      outcome.result);
+
+  // Lambda's log lines around the runtime's own output.
+  std::string log = fmt::format("START RequestId: {} Version: $LATEST\n", call->request_id);
+  if (outcome.log_truncated) log += "[fpgahost: earlier output of this invocation dropped]\n";
+  log += outcome.log;
+  if (!outcome.log.empty() && outcome.log.back() != '\n') log += '\n';
+  log += failure_line;
+  log += fmt::format("END RequestId: {}\n", call->request_id);
+  log += fmt::format(
+      "REPORT RequestId: {}\tDuration: {:.2f} ms\tBilled Duration: {} ms\t"
+      "Memory Size: {} MB\t",
+      call->request_id, record.duration_ms, static_cast<int64_t>(std::ceil(record.duration_ms)),
+      fn.memory_mib);
+  if (call->cold) log += fmt::format("Init Duration: {:.2f} ms\t", record.init_ms);
+  log += '\n';
+  if (call->request.log_tail) response.log_tail = Tail(log, kLogTailBytes);
+
+  std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts;
+  std::shared_ptr<Call> next;
+  {
+    MutexLock lock(mu_);
+    slot->busy = false;
+    ++slot->served;
+    bool current = false;
+    if (!slot->removed && outcome.slot_reusable && !stopping_) {
+      // A slot of a version that changed meanwhile is not reused.
+      std::shared_ptr<const FunctionConfig> now =
+          deps_.registry.Find(slot->fn->tenant, slot->fn->name);
+      current = now && VersionKey(*now) == slot->key;
+    }
+    if (!current) {
+      RemoveSlot(slot);
+      PlanAllStarts(starts);
+    } else {
+      Pool& pool = *pools_.at(slot->key);
+      if (!pool.queue.empty()) {
+        next = pool.queue.front();
+        pool.queue.pop_front();
+        slot->busy = true;
+        next->cold = false;
+      } else {
+        slot->idle_since = steady_clock::now();
+        pool.idle.push_back(slot);
+      }
+    }
+  }
+  RunStarts(std::move(starts));
+  if (next) Dispatch(slot, std::move(next));
+  Finish(std::move(call), std::move(response), std::move(record), std::move(log));
+}
+
+void Invoker::Finish(std::shared_ptr<Call> call, InvokeResponse response, InvocationRecord record,
+                     std::string log) {
+  call->lease.Release();
+  auto now = steady_clock::now();
+  record.request_id = call->request_id;
+  record.tenant = call->request.tenant;
+  record.function = call->request.function;
+  record.version = call->fn->code_sha256_base64;
+  record.memory_mib = call->fn->memory_mib;
+  record.invocation_type =
+      call->request.type == InvocationType::kEvent ? "Event" : "RequestResponse";
+  record.attempt = call->attempt;
+  record.queued_ms = std::max(0.0, Ms(now - call->accepted) - record.duration_ms - record.init_ms);
+  record.started_at = call->started_at;
+  record.finished_at = deps_.clock.Now();
+  deps_.records.Add(std::move(record), std::move(log));
+  if (call->done) {
+    call->done(std::move(response));
+  } else {
+    OnAsyncDone(std::move(call), response);
+  }
+}
+
+void Invoker::OnAsyncDone(std::shared_ptr<Call> call, const InvokeResponse& response) {
+  bool retry = response.status.ok() && !response.function_error.empty() &&
+               call->attempt <= options_.async_retries;
+  if (!retry) {
+    MutexLock lock(mu_);
+    --async_queued_;
+    return;
+  }
+  // Lambda waits one minute, then two, between attempts.
+  std::chrono::milliseconds delay = options_.async_retry_delay * call->attempt;
+  ++call->attempt;
+  call->cold = false;
+  call->started_at = deps_.clock.Now();
+  SubmitAsync(std::move(call), delay);
+}
+
+void Invoker::ArmTick() {
+  MutexLock lock(mu_);
+  if (stopping_) return;
+  ++timers_->callbacks;
+  timers_->tick.expires_after(std::chrono::milliseconds(250));
+  timers_->tick.async_wait([this](const boost::system::error_code& ec) {
+    bool run = false;
+    {
+      MutexLock fired(mu_);
+      run = !ec && !stopping_;
+    }
+    if (run) {
+      Tick();
+      ArmTick();
+    }
+    MutexLock done(mu_);
+    if (--timers_->callbacks == 0) timers_->idle.notify_all();
+  });
+}
+
+void Invoker::Tick() {
+  std::vector<std::shared_ptr<Call>> expired;
+  std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts;
+  {
+    MutexLock lock(mu_);
+    auto now = steady_clock::now();
+    std::vector<std::shared_ptr<Slot>> retire;
+    for (auto& [key, pool] : pools_) {
+      for (const std::shared_ptr<Slot>& s : pool->idle) {
+        if (now - s->idle_since >= options_.idle_timeout) retire.push_back(s);
+      }
+      while (!pool->queue.empty() && pool->queue.front()->wait_deadline <= now) {
+        expired.push_back(pool->queue.front());
+        pool->queue.pop_front();
+      }
+    }
+    for (const std::shared_ptr<Slot>& s : retire) RemoveSlot(s);
+    if (!retire.empty()) PlanAllStarts(starts);
+  }
+  RunStarts(std::move(starts));
+  for (std::shared_ptr<Call>& call : expired) {
+    InvokeResponse response;
+    response.request_id = call->request_id;
+    response.status = ResourceExhaustedError(
+        fmt::format("no function slot became free within the function's timeout ({} s): this "
+                    "host's slots and capacity are in use",
+                    call->fn->timeout_seconds),
+        kTooManyRequests);
+    response.throttle_reason = kHostCapacityExceeded;
+    InvocationRecord record;
+    record.state = "throttled";
+    record.error_type = kHostCapacityExceeded;
+    if (!call->done) {
+      // An event waits on: Lambda keeps it until it runs.
+      call->lease.Release();
+      SubmitAsync(std::move(call), options_.async_throttle_delay);
+      continue;
+    }
+    Finish(std::move(call), std::move(response), std::move(record), "");
+  }
+}
+
+void Invoker::Forget(std::string_view tenant, std::string_view function) {
+  std::string prefix = FunctionPrefix(tenant, function);
+  MutexLock lock(mu_);
+  std::vector<std::shared_ptr<Slot>> retire;
+  for (auto& [key, pool] : pools_) {
+    if (key.starts_with(prefix)) retire.insert(retire.end(), pool->idle.begin(), pool->idle.end());
+  }
+  for (const std::shared_ptr<Slot>& s : retire) RemoveSlot(s);
+}
+
+Json Invoker::SlotsView(std::string_view tenant) const {
+  MutexLock lock(mu_);
+  Json out = Json::array();
+  for (const auto& [key, pool] : pools_) {
+    for (const std::shared_ptr<Slot>& s : pool->slots) {
+      if (!tenant.empty() && s->fn->tenant != tenant) continue;
+      std::string state = "starting";
+      if (s->slot) state = s->busy ? "busy" : "idle";
+      Json j = {{"name", s->name},         {"tenant", s->fn->tenant},
+                {"function", s->fn->name}, {"version", s->fn->code_sha256_base64},
+                {"state", state},          {"memory_mib", s->memory_mib},
+                {"invocations", s->served}};
+      if (s->slot) {
+        j["isolation"] = s->slot->isolation().ToJson();
+        j["init_ms"] = Ms(s->slot->init_duration());
+      }
+      out.push_back(std::move(j));
+    }
+  }
+  return out;
+}
+
+void Invoker::Stop() {
+  std::vector<std::shared_ptr<Call>> queued;
+  {
+    MutexLock lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    timers_->tick.cancel();
+    for (const auto& t : timers_->async) t->cancel();
+    timers_->async.clear();
+    std::vector<std::shared_ptr<Slot>> all;
+    for (auto& [key, pool] : pools_) {
+      for (auto& c : pool->queue) queued.push_back(c);
+      pool->queue.clear();
+      all.insert(all.end(), pool->slots.begin(), pool->slots.end());
+    }
+    for (const std::shared_ptr<Slot>& s : all) RemoveSlot(s);
+  }
+  for (std::shared_ptr<Call>& call : queued) {
+    InvokeResponse response;
+    response.request_id = call->request_id;
+    response.status = UnavailableError("fpgahostd is shutting down", kServiceException);
+    InvocationRecord record;
+    record.state = "error";
+    record.error_type = kServiceException;
+    Finish(std::move(call), std::move(response), std::move(record), "");
+  }
+}
+
+}  // namespace fpgahost::functions
