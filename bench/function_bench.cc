@@ -8,11 +8,12 @@
 //      a result or a 429, and the daemon's RSS before, after and at its peak.
 //
 //   build/release/bench/function_bench [--warm 5000] [--cold 30] [--concurrent 1000]
-//                                      [--memory 1769]
+//                                      [--memory 1769] [--http-threads N]
 //
 // Starts its own fpgahostd (built beside it) with a temporary data dir on a one-card emulated
 // fleet. `--memory` is the warm function's memory size: CPU is given in proportion, as on
 // Lambda (1,769 MB = one vCPU), through the slot's cgroup; 128 MB gets 7% of a core.
+// `--http-threads` overrides the daemon's I/O threads (default: half the CPUs, at least one).
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
@@ -169,8 +170,11 @@ double BareBwrapMicros() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::map<std::string, int> opt = {
-      {"--warm", 5000}, {"--cold", 30}, {"--concurrent", 1000}, {"--memory", 1769}};
+  std::map<std::string, int> opt = {{"--warm", 5000},
+                                    {"--cold", 30},
+                                    {"--concurrent", 1000},
+                                    {"--memory", 1769},
+                                    {"--http-threads", 0}};
   for (int i = 1; i + 1 < argc; i += 2) opt[argv[i]] = std::stoi(argv[i + 1]);
 
   fs::path bin_dir = fs::read_symlink("/proc/self/exe").parent_path().parent_path();
@@ -180,10 +184,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: build the examples first\n", zip_path.c_str());
     return 1;
   }
+  std::vector<std::string> daemon_args = {"--function-max-slots", "256"};
+  if (opt["--http-threads"] > 0) {
+    daemon_args.insert(daemon_args.end(),
+                       {"--http-threads", std::to_string(opt["--http-threads"])});
+  }
   char tmpl[] = "/tmp/function_bench.XXXXXX";
   fs::path data = ::mkdtemp(tmpl);
   fpgahost::bench::BenchDaemon daemon =
-      fpgahost::bench::StartFleetDaemon(bin_dir, data, 1, {"--function-max-slots", "256"});
+      fpgahost::bench::StartFleetDaemon(bin_dir, data, 1, daemon_args);
   if (daemon.port == 0) return 1;
   std::string token = fpgahost::ReadFile(data / "tokens" / "demo.token").value_or("");
   token = token.substr(0, token.find('\n'));

@@ -2,11 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "common/logging.h"
 
@@ -56,6 +58,10 @@ std::string DefaultDataDir() {
   return std::string(home != nullptr ? home : ".") + "/.local/share/fpgahost";
 }
 
+int DefaultHttpThreads() {
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 2));
+}
+
 StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* argv) {
   ParsedCommandLine out;
   DaemonConfig& c = out.config;
@@ -95,9 +101,9 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
       "log-level", po::value<std::string>(&c.log_level)->default_value(c.log_level),
       "trace, debug, info, warn, error or off")(
       "http-threads", po::value<int>(&c.http_threads)->default_value(c.http_threads),
-      "API I/O threads")("http-max-header-bytes",
-                         po::value<int64_t>(&max_header)->default_value(max_header),
-                         "largest request header accepted (431 above)")(
+      "API I/O threads, shared with function slots (default: half the CPUs, at least one)")(
+      "http-max-header-bytes", po::value<int64_t>(&max_header)->default_value(max_header),
+      "largest request header accepted (431 above)")(
       "http-max-body-bytes", po::value<int64_t>(&max_body)->default_value(max_body),
       "largest JSON request body accepted (413 above)")(
       "http-idle-timeout", po::value<int64_t>(&idle_seconds)->default_value(idle_seconds),

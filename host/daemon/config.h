@@ -13,6 +13,8 @@
 
 namespace fpgahost {
 
+int DefaultHttpThreads();
+
 struct DaemonConfig {
   std::string data_dir;  // state, tokens, images; default ~/.local/share/fpgahost
   std::string listen_address = "127.0.0.1";
@@ -22,7 +24,9 @@ struct DaemonConfig {
   std::string xrt_library = "libxrt_coreutil.so.2";
   std::string xbmgmt = "/opt/xilinx/xrt/bin/xbmgmt";
   std::string log_level = "info";
-  int http_threads = 2;
+  // I/O threads of the API (shared with function slots' Runtime APIs): half the CPUs, at least
+  // one, leaving the rest to function runtimes, since handlers never block.
+  int http_threads = DefaultHttpThreads();
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   std::chrono::seconds idle_timeout{60};

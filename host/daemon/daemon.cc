@@ -152,8 +152,9 @@ struct Daemon::Parts {
   std::unique_ptr<CapacityAccount> capacity;
   std::unique_ptr<InstanceManager> instances;
   std::unique_ptr<functions::FunctionRegistry> functions;
-  // Function slots: their Runtime API servers share these I/O threads, which outlive them.
-  std::unique_ptr<http::IoThreads> slot_io;
+  // The API server's I/O threads, shared with the function slots' Runtime API servers: an
+  // invocation then moves between the two without waking another pool's threads.
+  std::unique_ptr<http::IoThreads> io;
   std::unique_ptr<functions::BwrapSandbox> sandbox;
   std::unique_ptr<functions::ConcurrencyLimiter> limiter;
   std::unique_ptr<functions::InvocationRecords> records;
@@ -179,7 +180,6 @@ Status Daemon::StartFunctions(const DaemonConfig& config, Parts& parts) {
         fmt::format("slot-init: {} does not exist (build fpgahost-slot-init or set slot-init)",
                     launcher.string()));
   }
-  parts.slot_io = std::make_unique<http::IoThreads>(2);
   functions::BwrapSandbox::Options sandbox_options;
   sandbox_options.launcher = launcher;
   parts.sandbox = std::make_unique<functions::BwrapSandbox>(sandbox_options);
@@ -203,7 +203,7 @@ Status Daemon::StartFunctions(const DaemonConfig& config, Parts& parts) {
   options.region = config.lambda_region;
   parts.invoker = std::make_unique<functions::Invoker>(
       functions::InvokerDeps{*parts.functions, *parts.sandbox, *parts.capacity, *parts.limiter,
-                             *parts.records, *parts.slot_io, RealClock()},
+                             *parts.records, *parts.io, RealClock()},
       options);
   parts.function_services = std::make_unique<api::FunctionServices>(
       api::FunctionServices{*parts.functions, *parts.invoker, *parts.limiter, *parts.records,
@@ -222,7 +222,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   http::ServerOptions options;
   options.address = config.listen_address;
   options.port = config.listen_port;
-  options.threads = config.http_threads;
+  parts->io = std::make_unique<http::IoThreads>(config.http_threads);
+  options.io_threads = parts->io.get();
   options.max_header_bytes = config.max_header_bytes;
   options.max_body_bytes = config.max_body_bytes;
   options.idle_timeout = config.idle_timeout;
