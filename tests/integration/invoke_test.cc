@@ -323,5 +323,44 @@ TEST_F(InvokeTest, DeletingAFunctionRetiresItsSlots) {
   EXPECT_EQ(Invoke("echo", "1").status, 404u);
 }
 
+// Slots come out of the host's capacity account, shared with instances: when memory runs
+// short an idle slot of another function is retired to make room; idle slots retire on
+// their own after function-idle-timeout.
+TEST_F(InvokeTest, SlotsLiveWithinTheCapacityAccountAndRetireWhenIdle) {
+  StartDaemon({{"--capacity-memory-mib", "400"}, {"--function-idle-timeout", "1"}});
+  std::string echo = "while true; do next; respond \"$event\"; done\n";
+  Create("first", Function(echo));  // 256 MB each: one fits in 400
+  Create("second", Function(echo));
+  auto holders = [&] {
+    http::ClientResponse r = daemon_->Call("GET", "/v1/capacity", daemon_->Token("operator"));
+    EXPECT_EQ(r.status, 200u) << r.body;
+    return Json::parse(r.body);
+  };
+  auto slots = [&] {
+    return Json::parse(daemon_->Call("GET", "/v1/function-slots", demo_).body)["slots"];
+  };
+  ASSERT_EQ(Invoke("first", "1").body, "1");
+  Json capacity = holders();
+  EXPECT_EQ(capacity["memory_mib"]["used"], 256) << capacity.dump();
+  ASSERT_EQ(slots().size(), 1u);
+  EXPECT_EQ(slots()[0]["function"], "first");
+
+  // The second function's slot does not fit beside the first's: the idle one makes room.
+  ASSERT_EQ(Invoke("second", "2").body, "2");
+  Json now = slots();
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_EQ(now[0]["function"], "second");
+  EXPECT_EQ(holders()["memory_mib"]["used"], 256);
+
+  // Idle for longer than a second: retired, its memory given back; the next call is cold.
+  for (int i = 0; i < 100 && !slots().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(slots().empty());
+  EXPECT_EQ(holders()["memory_mib"]["used"], 0);
+  ASSERT_EQ(Invoke("second", "3").body, "3");
+  EXPECT_EQ(Records("function=second&limit=1")[0]["start"], "cold");
+}
+
 }  // namespace
 }  // namespace fpgahost
