@@ -98,28 +98,6 @@ StatusOr<Json> CliContext::Decode(const http::ClientResponse& res) {
   return InternalError(fmt::format("the server answered HTTP {}", res.status));
 }
 
-namespace {
-
-std::string Cell(const Json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_null()) return "-";
-  return v.dump();
-}
-
-}  // namespace
-
-std::string PercentEncode(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
-}
-
 void PrintObject(CliContext& ctx, const Json& value) {
   if (ctx.output() == OutputFormat::kJson || !value.is_object()) {
     ctx.out() << value.dump(2) << "\n";
@@ -128,7 +106,7 @@ void PrintObject(CliContext& ctx, const Json& value) {
   size_t width = 0;
   for (const auto& [k, v] : value.items()) width = std::max(width, k.size());
   for (const auto& [k, v] : value.items()) {
-    ctx.out() << fmt::format("{:<{}}  {}\n", k, width, Cell(v));
+    ctx.out() << fmt::format("{:<{}}  {}\n", k, width, JsonText(v));
   }
 }
 

@@ -14,6 +14,7 @@
 
 #include "common/json.h"
 #include "common/status.h"
+#include "host/cli/json_text.h"
 #include "host/http/http_client.h"
 
 namespace fpgahost::cli {
@@ -77,10 +78,6 @@ void AddEmuCommands(std::vector<std::unique_ptr<Command>>& out);
 void AddCardCommands(std::vector<std::unique_ptr<Command>>& out);
 
 // Prints `value` as JSON (--output json) or as aligned "key  value" lines.
-// `s` percent-encoded for a path segment or query value: ids and names go into targets, and
-// a stray '/' or '?' must not change what is asked for.
-std::string PercentEncode(std::string_view s);
-
 void PrintObject(CliContext& ctx, const Json& value);
 // Prints rows of objects as a table with the given columns (or JSON).
 void PrintTable(CliContext& ctx, const Json& rows, const std::vector<std::string>& columns);

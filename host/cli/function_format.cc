@@ -6,25 +6,13 @@
 
 #include "common/base64.h"
 #include "host/cli/instance_format.h"
+#include "host/cli/json_text.h"
 
 namespace fpgahost::cli {
 namespace {
 
-const Json& Field(const Json& j, const char* key) {
-  static const Json kNull = nullptr;
-  if (!j.is_object()) return kNull;
-  auto it = j.find(key);
-  return it == j.end() ? kNull : *it;
-}
-
-std::string Text(const Json& v, std::string_view fallback = "-") {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_null()) return std::string(fallback);
-  return v.dump();
-}
-
 std::string NonEmpty(const Json& v) {
-  std::string s = Text(v);
+  std::string s = JsonText(v);
   return s.empty() ? "-" : s;
 }
 
@@ -59,29 +47,16 @@ StatusCode CodeForHttp(unsigned status) {
   }
 }
 
-// As PercentEncode in command.h, which lives in the CLI binary and not in this library.
-std::string QueryValue(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
-}
-
 // Init time counts after a cold start; a warm record's 0 (or null) means "none".
 Json InitMs(const Json& invocation) {
-  const Json& init = Field(invocation, "init_ms");
-  bool cold = Field(invocation, "start") == "cold";
+  const Json& init = JsonField(invocation, "init_ms");
+  bool cold = JsonField(invocation, "start") == "cold";
   if (!init.is_number() || (!cold && init.get<double>() <= 0)) return nullptr;
   return init;
 }
 
 std::string InvocationType(const Json& v) {
-  std::string t = Text(v);
+  std::string t = JsonText(v);
   if (t == "RequestResponse") return "sync";
   if (t == "Event") return "async";
   return t;
@@ -118,10 +93,10 @@ StatusOr<Json> CreateFunctionBody(const CreateFunctionArgs& args) {
 std::string InvocationsTarget(std::string_view function, int limit, bool logs,
                               std::string_view request_id) {
   std::vector<std::string> query;
-  if (!function.empty()) query.push_back("function=" + QueryValue(function));
+  if (!function.empty()) query.push_back("function=" + PercentEncode(function));
   if (limit > 0) query.push_back(fmt::format("limit={}", limit));
   if (logs) query.push_back("logs=true");
-  if (!request_id.empty()) query.push_back("request_id=" + QueryValue(request_id));
+  if (!request_id.empty()) query.push_back("request_id=" + PercentEncode(request_id));
   std::string target = "/v1/invocations";
   for (size_t i = 0; i < query.size(); ++i) target += (i == 0 ? "?" : "&") + query[i];
   return target;
@@ -131,28 +106,28 @@ Status LambdaApiError(unsigned http_status, const std::map<std::string, std::str
                       std::string_view body) {
   StatusCode code = CodeForHttp(http_status);
   Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
-  const Json& envelope = Field(j, "error");
+  const Json& envelope = JsonField(j, "error");
   if (envelope.is_object()) {
-    return Status(code, Text(Field(envelope, "message"), ""),
-                  Text(Field(envelope, "code"), "ERROR"));
+    return Status(code, JsonText(JsonField(envelope, "message"), ""),
+                  JsonText(JsonField(envelope, "code"), "ERROR"));
   }
   std::string type;
   if (auto it = headers.find("x-amzn-errortype"); it != headers.end()) type = it->second;
-  if (type.empty() && Field(j, "__type").is_string()) type = Field(j, "__type");
-  if (type.empty() && Field(j, "Type").is_string()) type = Field(j, "Type");
+  if (type.empty() && JsonField(j, "__type").is_string()) type = JsonField(j, "__type");
+  if (type.empty() && JsonField(j, "Type").is_string()) type = JsonField(j, "Type");
   type = type.substr(0, type.find(':'));
   if (type.empty()) type = fmt::format("HTTP {}", http_status);
 
   std::string message;
   for (const char* key : {"message", "Message", "errorMessage"}) {
-    if (Field(j, key).is_string()) {
-      message = Field(j, key);
+    if (JsonField(j, key).is_string()) {
+      message = JsonField(j, key);
       break;
     }
   }
   if (message.empty() && j.is_discarded()) message = FirstLine(body);
-  if (Field(j, "Reason").is_string()) {
-    std::string reason = Field(j, "Reason");
+  if (JsonField(j, "Reason").is_string()) {
+    std::string reason = JsonField(j, "Reason");
     message = message.empty() ? reason : fmt::format("{} ({})", message, reason);
   }
   if (message.empty()) message = fmt::format("the server answered HTTP {}", http_status);
@@ -161,8 +136,8 @@ Status LambdaApiError(unsigned http_status, const std::map<std::string, std::str
 
 Status FunctionErrorStatus(std::string_view kind, std::string_view payload) {
   Json j = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
-  const Json& type = Field(j, "errorType");
-  const Json& message = Field(j, "errorMessage");
+  const Json& type = JsonField(j, "errorType");
+  const Json& message = JsonField(j, "errorMessage");
   std::string text;
   if (type.is_string() && message.is_string()) {
     text = fmt::format("{}: {}", type.get<std::string>(), FirstLine(message.get<std::string>()));
@@ -178,28 +153,28 @@ Status FunctionErrorStatus(std::string_view kind, std::string_view payload) {
 }
 
 std::string FormatFunctionConfiguration(const Json& configuration, const Json& concurrency) {
-  std::string out = NonEmpty(Field(configuration, "FunctionName")) + "\n";
+  std::string out = NonEmpty(JsonField(configuration, "FunctionName")) + "\n";
   auto line = [&](std::string_view key, const std::string& value) {
     out += fmt::format("  {:<15} {}\n", key, value);
   };
-  line("arn", NonEmpty(Field(configuration, "FunctionArn")));
-  line("runtime", NonEmpty(Field(configuration, "Runtime")));
-  line("handler", NonEmpty(Field(configuration, "Handler")));
-  line("memory", fmt::format("{} MiB", Text(Field(configuration, "MemorySize"))));
-  line("timeout", fmt::format("{} s", Text(Field(configuration, "Timeout"))));
-  line("code sha256", NonEmpty(Field(configuration, "CodeSha256")));
-  line("code size", fmt::format("{} bytes", Text(Field(configuration, "CodeSize"))));
-  line("last modified", NonEmpty(Field(configuration, "LastModified")));
-  line("version", NonEmpty(Field(configuration, "Version")));
-  line("state", NonEmpty(Field(configuration, "State")));
-  line("description", NonEmpty(Field(configuration, "Description")));
-  const Json& reserved = Field(concurrency, "ReservedConcurrentExecutions");
-  if (!reserved.is_null()) line("concurrency", fmt::format("{} reserved", Text(reserved)));
-  const Json& vars = Field(Field(configuration, "Environment"), "Variables");
+  line("arn", NonEmpty(JsonField(configuration, "FunctionArn")));
+  line("runtime", NonEmpty(JsonField(configuration, "Runtime")));
+  line("handler", NonEmpty(JsonField(configuration, "Handler")));
+  line("memory", fmt::format("{} MiB", JsonText(JsonField(configuration, "MemorySize"))));
+  line("timeout", fmt::format("{} s", JsonText(JsonField(configuration, "Timeout"))));
+  line("code sha256", NonEmpty(JsonField(configuration, "CodeSha256")));
+  line("code size", fmt::format("{} bytes", JsonText(JsonField(configuration, "CodeSize"))));
+  line("last modified", NonEmpty(JsonField(configuration, "LastModified")));
+  line("version", NonEmpty(JsonField(configuration, "Version")));
+  line("state", NonEmpty(JsonField(configuration, "State")));
+  line("description", NonEmpty(JsonField(configuration, "Description")));
+  const Json& reserved = JsonField(concurrency, "ReservedConcurrentExecutions");
+  if (!reserved.is_null()) line("concurrency", fmt::format("{} reserved", JsonText(reserved)));
+  const Json& vars = JsonField(JsonField(configuration, "Environment"), "Variables");
   if (vars.is_object() && !vars.empty()) {
     bool first = true;
     for (const auto& [k, v] : vars.items()) {
-      line(first ? "environment" : "", fmt::format("{}={}", k, Text(v, "")));
+      line(first ? "environment" : "", fmt::format("{}={}", k, JsonText(v, "")));
       first = false;
     }
   } else {
@@ -212,13 +187,13 @@ std::string FormatFunctionList(const Json& functions) {
   Json rows = Json::array();
   if (functions.is_array()) {
     for (const Json& f : functions) {
-      rows.push_back({{"name", Field(f, "FunctionName")},
-                      {"runtime", Field(f, "Runtime")},
-                      {"memory_mib", Field(f, "MemorySize")},
-                      {"timeout_s", Field(f, "Timeout")},
-                      {"code_size", Field(f, "CodeSize")},
-                      {"last_modified", Field(f, "LastModified")},
-                      {"description", NonEmpty(Field(f, "Description"))}});
+      rows.push_back({{"name", JsonField(f, "FunctionName")},
+                      {"runtime", JsonField(f, "Runtime")},
+                      {"memory_mib", JsonField(f, "MemorySize")},
+                      {"timeout_s", JsonField(f, "Timeout")},
+                      {"code_size", JsonField(f, "CodeSize")},
+                      {"last_modified", JsonField(f, "LastModified")},
+                      {"description", NonEmpty(JsonField(f, "Description"))}});
     }
   }
   return FormatTable(rows, {"name", "runtime", "memory_mib", "timeout_s", "code_size",
@@ -237,16 +212,16 @@ std::string FormatInvocations(const Json& invocations) {
   Json rows = Json::array();
   if (invocations.is_array()) {
     for (const Json& i : invocations) {
-      rows.push_back({{"started", Field(i, "started_at")},
-                      {"request_id", Field(i, "request_id")},
-                      {"function", Field(i, "function")},
-                      {"type", InvocationType(Field(i, "invocation_type"))},
-                      {"start", Field(i, "start")},
-                      {"state", Field(i, "state")},
-                      {"duration_ms", FormatMs(Field(i, "duration_ms"))},
+      rows.push_back({{"started", JsonField(i, "started_at")},
+                      {"request_id", JsonField(i, "request_id")},
+                      {"function", JsonField(i, "function")},
+                      {"type", InvocationType(JsonField(i, "invocation_type"))},
+                      {"start", JsonField(i, "start")},
+                      {"state", JsonField(i, "state")},
+                      {"duration_ms", FormatMs(JsonField(i, "duration_ms"))},
                       {"init_ms", FormatMs(InitMs(i))},
-                      {"queued_ms", FormatMs(Field(i, "queued_ms"))},
-                      {"error", NonEmpty(Field(i, "error_type"))}});
+                      {"queued_ms", FormatMs(JsonField(i, "queued_ms"))},
+                      {"error", NonEmpty(JsonField(i, "error_type"))}});
     }
   }
   return FormatTable(rows, {"started", "request_id", "function", "type", "start", "state",
@@ -258,22 +233,23 @@ std::string FormatInvocationLogs(const Json& invocations) {
   if (!invocations.is_array()) return out;
   for (auto it = invocations.rbegin(); it != invocations.rend(); ++it) {
     const Json& i = *it;
-    out += fmt::format("{}  {}  {}  {}", Text(Field(i, "started_at")), Text(Field(i, "request_id")),
-                       Text(Field(i, "start")), Text(Field(i, "state")));
-    const Json& error = Field(i, "error_type");
+    out += fmt::format("{}  {}  {}  {}", JsonText(JsonField(i, "started_at")),
+                       JsonText(JsonField(i, "request_id")), JsonText(JsonField(i, "start")),
+                       JsonText(JsonField(i, "state")));
+    const Json& error = JsonField(i, "error_type");
     if (error.is_string() && !error.get<std::string>().empty()) {
       out += " " + error.get<std::string>();
     }
-    out += fmt::format("  {} ms", FormatMs(Field(i, "duration_ms")));
+    out += fmt::format("  {} ms", FormatMs(JsonField(i, "duration_ms")));
     if (Json init = InitMs(i); !init.is_null()) {
       out += fmt::format(", init {} ms", FormatMs(init));
     }
-    const Json& attempt = Field(i, "attempt");
+    const Json& attempt = JsonField(i, "attempt");
     if (attempt.is_number_integer() && attempt.get<int64_t>() > 1) {
       out += fmt::format(", attempt {}", attempt.get<int64_t>());
     }
     out += "\n";
-    const Json& log = Field(i, "log");
+    const Json& log = JsonField(i, "log");
     if (log.is_string() && !log.get<std::string>().empty()) {
       out += log.get<std::string>();
       if (out.back() != '\n') out += "\n";

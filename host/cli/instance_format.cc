@@ -6,6 +6,8 @@
 #include <cctype>
 #include <charconv>
 
+#include "host/cli/json_text.h"
+
 namespace fpgahost::cli {
 namespace {
 
@@ -15,30 +17,17 @@ constexpr std::string_view kAfiHeader =
     "ErrorCode   ShVersion";
 constexpr std::string_view kDeviceHeader = "Type  FpgaImageSlot  VendorId    DeviceId    DBDF";
 
-const Json& Field(const Json& j, const char* key) {
-  static const Json kNull = nullptr;
-  if (!j.is_object()) return kNull;
-  auto it = j.find(key);
-  return it == j.end() ? kNull : *it;
-}
-
-std::string Text(const Json& v, std::string_view fallback = "-") {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_null()) return std::string(fallback);
-  return v.dump();
-}
-
 // A slot's state, or "" when the daemon sent none.
 std::string State(const Json& j) {
-  const Json& s = Field(j, "state");
+  const Json& s = JsonField(j, "state");
   return s.is_string() ? s.get<std::string>() : "";
 }
 
 // The slot's or instance's error code and message, or empty strings when it has none.
 std::pair<std::string, std::string> Error(const Json& j) {
-  const Json& e = Field(j, "error");
+  const Json& e = JsonField(j, "error");
   if (!e.is_object()) return {};
-  return {Text(Field(e, "code"), "ERROR"), Text(Field(e, "message"), "")};
+  return {JsonText(JsonField(e, "code"), "ERROR"), JsonText(JsonField(e, "message"), "")};
 }
 
 // Left-aligns `s` in `width` columns, keeping two spaces after a value that is wider, so
@@ -57,11 +46,11 @@ std::string OneLine(std::string s) {
 }
 
 std::string Plural(const Json& n, std::string_view one, std::string_view many) {
-  return fmt::format("{} {}", Text(n), n == 1 ? one : many);
+  return fmt::format("{} {}", JsonText(n), n == 1 ? one : many);
 }
 
 std::string SlotsCell(const Json& instance) {
-  const Json& slots = Field(instance, "slots");
+  const Json& slots = JsonField(instance, "slots");
   if (!slots.is_array()) return "-";
   int loaded = 0, busy = 0, failed = 0;
   for (const Json& s : slots) {
@@ -114,18 +103,20 @@ bool InstanceIsTransitional(std::string_view state) {
 }
 
 std::string FormatSlot(const Json& slot) {
-  std::string n = Text(Field(slot, "slot"));
+  std::string n = JsonText(JsonField(slot, "slot"));
   F1Status status = SlotF1Status(State(slot));
   std::string out;
   out += fmt::format("{}\n", kAfiHeader);
-  out += Pad("AFI", 13) + Pad(n, 8) + Pad(Text(Field(slot, "image_id"), "none"), 24) +
+  out += Pad("AFI", 13) + Pad(n, 8) + Pad(JsonText(JsonField(slot, "image_id"), "none"), 24) +
          Pad(status.name, 18) + Pad(std::to_string(status.code), 9) + Pad(SlotErrorName(slot), 17) +
-         Pad(std::to_string(SlotErrorCode(slot)), 8) + Text(Field(slot, "shell"), "none") + "\n";
+         Pad(std::to_string(SlotErrorCode(slot)), 8) + JsonText(JsonField(slot, "shell"), "none") +
+         "\n";
   out += fmt::format("{}\n", kDeviceHeader);
-  out += Pad("AFIDEVICE", 13) + Pad(n, 8) + Pad(Text(Field(slot, "vendor_id")), 12) +
-         Pad(Text(Field(slot, "device_id")), 12) + Text(Field(slot, "user_bdf")) + "\n";
-  out += fmt::format("xclbin-uuid={}\n", Text(Field(slot, "xclbin_uuid"), "none"));
-  out += fmt::format("card={}\n", Text(Field(slot, "card")));
+  out += Pad("AFIDEVICE", 13) + Pad(n, 8) + Pad(JsonText(JsonField(slot, "vendor_id")), 12) +
+         Pad(JsonText(JsonField(slot, "device_id")), 12) + JsonText(JsonField(slot, "user_bdf")) +
+         "\n";
+  out += fmt::format("xclbin-uuid={}\n", JsonText(JsonField(slot, "xclbin_uuid"), "none"));
+  out += fmt::format("card={}\n", JsonText(JsonField(slot, "card")));
   auto [code, message] = Error(slot);
   if (!code.empty()) out += fmt::format("error-message={}\n", OneLine(message));
   return out;
@@ -157,7 +148,7 @@ std::string FormatTable(const Json& rows, const std::vector<std::string>& column
     for (const Json& row : rows) {
       std::vector<std::string> line;
       for (size_t i = 0; i < columns.size(); ++i) {
-        line.push_back(Text(Field(row, columns[i].c_str())));
+        line.push_back(JsonText(JsonField(row, columns[i].c_str())));
         widths[i] = std::max(widths[i], line.back().size());
       }
       cells.push_back(std::move(line));
@@ -178,12 +169,12 @@ std::string FormatInstanceList(const Json& instances) {
   Json rows = Json::array();
   if (instances.is_array()) {
     for (const Json& i : instances) {
-      rows.push_back({{"id", Field(i, "id")},
-                      {"name", Field(i, "name")},
-                      {"type", Field(i, "type")},
-                      {"state", Field(i, "state")},
+      rows.push_back({{"id", JsonField(i, "id")},
+                      {"name", JsonField(i, "name")},
+                      {"type", JsonField(i, "type")},
+                      {"state", JsonField(i, "state")},
                       {"slots", SlotsCell(i)},
-                      {"created", Field(i, "created_at")}});
+                      {"created", JsonField(i, "created_at")}});
     }
   }
   return FormatTable(rows, {"id", "name", "type", "state", "slots", "created"});
@@ -194,25 +185,25 @@ std::string FormatInstance(const Json& instance) {
   auto line = [&](std::string_view key, const std::string& value) {
     out += fmt::format("  {:<11} {}\n", key, value);
   };
-  const Json& name = Field(instance, "name");
-  out += Text(Field(instance, "id"));
+  const Json& name = JsonField(instance, "name");
+  out += JsonText(JsonField(instance, "id"));
   if (name.is_string() && !name.get<std::string>().empty()) out += "  " + name.get<std::string>();
   out += "\n";
-  line("type", fmt::format("{}  {}, {} MiB, {}", Text(Field(instance, "type")),
-                           Plural(Field(instance, "vcpus"), "vCPU", "vCPUs"),
-                           Text(Field(instance, "memory_mib")),
-                           Plural(Field(instance, "fpgas"), "FPGA", "FPGAs")));
-  line("state", Text(Field(instance, "state")));
-  line("tenant", Text(Field(instance, "tenant")));
-  const Json& domain = Field(instance, "domain");
-  line("domain", domain.is_object() ? fmt::format("{}  {}", Text(Field(domain, "name")),
-                                                  Text(Field(domain, "uri")))
+  line("type", fmt::format("{}  {}, {} MiB, {}", JsonText(JsonField(instance, "type")),
+                           Plural(JsonField(instance, "vcpus"), "vCPU", "vCPUs"),
+                           JsonText(JsonField(instance, "memory_mib")),
+                           Plural(JsonField(instance, "fpgas"), "FPGA", "FPGAs")));
+  line("state", JsonText(JsonField(instance, "state")));
+  line("tenant", JsonText(JsonField(instance, "tenant")));
+  const Json& domain = JsonField(instance, "domain");
+  line("domain", domain.is_object() ? fmt::format("{}  {}", JsonText(JsonField(domain, "name")),
+                                                  JsonText(JsonField(domain, "uri")))
                                     : "-");
-  line("created", Text(Field(instance, "created_at")));
-  line("updated", Text(Field(instance, "updated_at")));
+  line("created", JsonText(JsonField(instance, "created_at")));
+  line("updated", JsonText(JsonField(instance, "updated_at")));
   auto [code, message] = Error(instance);
   if (!code.empty()) line("error", fmt::format("{}: {}", code, OneLine(message)));
-  const Json& slots = Field(instance, "slots");
+  const Json& slots = JsonField(instance, "slots");
   if (!slots.is_array() || slots.empty()) {
     line("slots", "none");
     return out;
@@ -220,18 +211,18 @@ std::string FormatInstance(const Json& instance) {
   out += "  slots\n";
   Json rows = Json::array();
   for (const Json& s : slots) {
-    rows.push_back({{"slot", Field(s, "slot")},
-                    {"state", Field(s, "state")},
-                    {"image", Field(s, "image_id")},
-                    {"xclbin_uuid", Field(s, "xclbin_uuid")},
-                    {"card", Field(s, "card")},
-                    {"user_bdf", Field(s, "user_bdf")}});
+    rows.push_back({{"slot", JsonField(s, "slot")},
+                    {"state", JsonField(s, "state")},
+                    {"image", JsonField(s, "image_id")},
+                    {"xclbin_uuid", JsonField(s, "xclbin_uuid")},
+                    {"card", JsonField(s, "card")},
+                    {"user_bdf", JsonField(s, "user_bdf")}});
   }
   out += FormatTable(rows, {"slot", "state", "image", "xclbin_uuid", "card", "user_bdf"}, "    ");
   for (const Json& s : slots) {
     auto [slot_code, slot_message] = Error(s);
     if (slot_code.empty()) continue;
-    out += fmt::format("    slot {} error: {}: {}\n", Text(Field(s, "slot")), slot_code,
+    out += fmt::format("    slot {} error: {}: {}\n", JsonText(JsonField(s, "slot")), slot_code,
                        OneLine(slot_message));
   }
   return out;
@@ -257,11 +248,12 @@ StatusOr<int> ParseSlotNumber(std::string_view text) {
 Status SlotOutcome(const Json& slot, std::string_view instance_id, bool load) {
   std::string state = State(slot);
   if (state == (load ? "loaded" : "cleared")) return Status::Ok();
-  std::string where = fmt::format("slot {} of {}", Text(Field(slot, "slot")), instance_id);
+  std::string where = fmt::format("slot {} of {}", JsonText(JsonField(slot, "slot")), instance_id);
   auto [code, message] = Error(slot);
   if (!code.empty()) {
-    std::string what = load ? fmt::format("loading {} failed", Text(Field(slot, "image_id")))
-                            : fmt::format("clearing failed, the slot is {}", state);
+    std::string what = load
+                           ? fmt::format("loading {} failed", JsonText(JsonField(slot, "image_id")))
+                           : fmt::format("clearing failed, the slot is {}", state);
     return FailedPreconditionError(fmt::format("{}: {}: {}", where, what, OneLine(message)), code);
   }
   return FailedPreconditionError(
@@ -273,7 +265,7 @@ Status SlotOutcome(const Json& slot, std::string_view instance_id, bool load) {
 Status InstanceOutcome(const Json& instance, std::string_view expected) {
   std::string state = State(instance);
   if (state == expected) return Status::Ok();
-  std::string id = Text(Field(instance, "id"));
+  std::string id = JsonText(JsonField(instance, "id"));
   if (state == "failed") {
     auto [code, message] = Error(instance);
     return FailedPreconditionError(
