@@ -1,8 +1,11 @@
 // Running functions: Lambda's Invoke (POST /2015-03-31/functions/{name}/invocations) as the
-// AWS CLI and SDKs call it, and fpgahost's own views of what ran: GET /v1/invocations (records
-// and logs) and GET /v1/function-slots (the warm slots and the isolation in force in each).
+// AWS CLI and SDKs call it, with fpgahost's affinity header X-Fpgahost-Routing-Key; pre-trigger
+// notifications (POST /v1/functions/{name}/prewarm); and fpgahost's own views of what ran:
+// GET /v1/invocations (records and logs) and GET /v1/function-slots (the warm slots and the
+// isolation in force in each).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "common/base64.h"
@@ -71,6 +74,16 @@ StatusOr<InvokeRequest> ParseInvoke(const http::Request& req, const Principal& w
     r.client_context = *std::move(decoded);
   }
   r.trace_id = Header(req, "x-amzn-trace-id");
+  r.routing_key = Header(req, "x-fpgahost-routing-key");
+  if (r.routing_key.size() > functions::kMaxRoutingKeyBytes ||
+      !std::all_of(r.routing_key.begin(), r.routing_key.end(),
+                   [](unsigned char c) { return c > 0x20 && c < 0x7f; })) {
+    return InvalidArgumentError(
+        fmt::format("X-Fpgahost-Routing-Key must be 1 to {} printable ASCII characters without "
+                    "spaces",
+                    functions::kMaxRoutingKeyBytes),
+        functions::kInvalidParameterValue);
+  }
   r.payload = req.body;
   return r;
 }
@@ -98,10 +111,36 @@ http::Response InvokeAnswer(const InvokeResponse& r, std::string_view api_reques
     if (!r.function_error.empty())
       res.headers.emplace_back("X-Amz-Function-Error", r.function_error);
     if (!r.log_tail.empty()) res.headers.emplace_back("X-Amz-Log-Result", Base64Encode(r.log_tail));
+    if (!r.reused_from.empty()) res.headers.emplace_back("X-Fpgahost-Reused-From", r.reused_from);
   }
   res.headers.emplace_back("x-amzn-RequestId",
                            r.request_id.empty() ? std::string(api_request_id) : r.request_id);
   return res;
+}
+
+struct Prewarm {
+  int count = 0;
+  std::chrono::seconds within{60};
+};
+
+// {"count": N, "within_seconds": T}: N from 1 to 1000, T from 1 to 3600 (default 60).
+StatusOr<Prewarm> ParsePrewarm(std::string_view body) {
+  ASSIGN_OR_RETURN(Json j, ParseJsonObject(body));
+  RETURN_IF_ERROR(CheckKnownFields(j, {"count", "within_seconds"}));
+  ASSIGN_OR_RETURN(int64_t count, GetField<int64_t>(j, "count"));
+  ASSIGN_OR_RETURN(std::optional<int64_t> within, GetOptionalField<int64_t>(j, "within_seconds"));
+  if (count < 1 || count > 1000) {
+    return InvalidArgumentError(fmt::format("count must be from 1 to 1000, not {}", count),
+                                "INVALID_FIELD");
+  }
+  if (within && (*within < 1 || *within > 3600)) {
+    return InvalidArgumentError(
+        fmt::format("within_seconds must be from 1 to 3600, not {}", *within), "INVALID_FIELD");
+  }
+  Prewarm p;
+  p.count = static_cast<int>(count);
+  if (within) p.within = std::chrono::seconds(*within);
+  return p;
 }
 
 StatusOr<int> LimitParam(const http::Request& req) {
@@ -131,6 +170,22 @@ void RegisterInvokeRoutes(http::Router& router, ApiContext& ctx, FunctionService
                                       InvokeResponse r) mutable { respond(InvokeAnswer(r, id)); });
                  }),
              http::RouteOptions{kInvokeBodyCap});
+
+  router.Add(
+      "POST", "/v1/functions/{name}/prewarm",
+      Authed(ctx.auth, Role::kCustomer,
+             [&invoker](http::Request& req, const Principal& who, http::Responder respond) {
+               StatusOr<Prewarm> args = ParsePrewarm(req.body);
+               if (!args.ok()) return respond(http::ErrorResponse(args.status(), req.request_id));
+               StatusOr<functions::PrewarmResult> r =
+                   invoker.Prewarm(who.tenant, req.params.at("name"), args->count, args->within);
+               if (!r.ok()) return respond(http::ErrorResponse(r.status(), req.request_id));
+               Json body = {
+                   {"function", req.params.at("name")}, {"requested", r->requested},
+                   {"existing", r->existing},           {"starting", r->starting},
+                   {"deferred", r->deferred},           {"within_seconds", args->within.count()}};
+               respond(http::JsonResponse(body.dump(), 202));
+             }));
 
   functions::InvocationRecords& records = services.records;
   router.Add(

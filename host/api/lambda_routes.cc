@@ -3,6 +3,8 @@
 // PutFunctionConcurrency, GetFunctionConcurrency, DeleteFunctionConcurrency, under
 // /2015-03-31/functions. Same JSON shapes and status codes as Lambda; errors carry Lambda's
 // exception name in the x-amzn-ErrorType header and {"Type", "message"} in the body.
+// Beside them, fpgahost's own setting (with /v1 errors): PUT|GET|DELETE
+// /v1/functions/{name}/idempotency, which declares a function idempotent with its dependencies.
 #include <fmt/format.h>
 
 #include "common/base64.h"
@@ -213,6 +215,47 @@ void RegisterLambdaRoutes(http::Router& router, ApiContext& ctx, FunctionService
         r.status = 204;
         return r;
       }));
+
+  // fpgahost's own setting, beside Lambda's: idempotent reuse of results. /v1 errors.
+  auto v1 = [&ctx](auto work) {
+    return Authed(
+        ctx.auth, Role::kCustomer,
+        [&ctx, work](http::Request& req, const Principal& who, http::Responder respond) {
+          ctx.blocking.Post([req, who, respond = std::move(respond), work]() mutable {
+            StatusOr<http::Response> r = work(req, who);
+            respond(r.ok() ? std::move(*r) : http::ErrorResponse(r.status(), req.request_id));
+          });
+        });
+  };
+  auto idempotency = [](const FunctionConfig& f) {
+    return http::JsonResponse(
+        Json{{"function", f.name},
+             {"idempotency", f.idempotency ? f.idempotency->ToJson() : Json(nullptr)}}
+            .dump(),
+        200);
+  };
+  router.Add("PUT", "/v1/functions/{name}/idempotency",
+             v1([&registry, idempotency](http::Request& req, P who) -> R {
+               ASSIGN_OR_RETURN(Json body, ParseJsonObject(req.body));
+               ASSIGN_OR_RETURN(functions::IdempotencySpec spec,
+                                functions::IdempotencySpec::FromJson(body));
+               ASSIGN_OR_RETURN(FunctionConfig f,
+                                registry.SetIdempotency(who.tenant, req.params["name"], spec));
+               return idempotency(f);
+             }));
+  router.Add("GET", "/v1/functions/{name}/idempotency",
+             v1([&registry, idempotency](http::Request& req, P who) -> R {
+               ASSIGN_OR_RETURN(FunctionConfig f, registry.Get(who.tenant, req.params["name"]));
+               return idempotency(f);
+             }));
+  router.Add("DELETE", "/v1/functions/{name}/idempotency",
+             v1([&registry](http::Request& req, P who) -> R {
+               RETURN_IF_ERROR(
+                   registry.SetIdempotency(who.tenant, req.params["name"], std::nullopt).status());
+               http::Response r;
+               r.status = 204;
+               return r;
+             }));
 }
 
 }  // namespace fpgahost::api

@@ -1,7 +1,8 @@
-// function create|zip|list|describe|delete|invoke|logs|invocations: Lambda-style functions through
-// fpgahostd's Lambda-compatible API (/2015-03-31/functions, the shapes the AWS CLI and SDKs
-// use) and its invocation records (/v1/invocations). Requests and layouts live in
-// function_format.h.
+// function create|zip|list|describe|delete|invoke|prewarm|idempotent|logs|invocations:
+// Lambda-style functions through fpgahostd's Lambda-compatible API (/2015-03-31/functions, the
+// shapes the AWS CLI and SDKs use), its own settings and notifications (/v1/functions/{name}/
+// prewarm and /idempotency) and its invocation records (/v1/invocations). Requests and layouts live
+// in function_format.h.
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -321,7 +322,9 @@ class FunctionInvokeCommand : public Command {
         "async", "queue the invocation (InvocationType Event) and return at once")(
         "log-type", po::value<std::string>(),
         "Tail: print the end of the invocation's log on stderr")(
-        "out", po::value<std::string>(), "write the response payload to this file, as is");
+        "out", po::value<std::string>(), "write the response payload to this file, as is")(
+        "routing-key", po::value<std::string>(),
+        "affinity: prefer the warm slot that served this key last (X-Fpgahost-Routing-Key)");
   }
   Status Run(CliContext& ctx, const po::variables_map& vm) override {
     if (vm.count("payload") != 0u && vm.count("payload-file") != 0u) {
@@ -341,6 +344,9 @@ class FunctionInvokeCommand : public Command {
     req.timeout = kInvokeTimeout;
     req.headers["X-Amz-Invocation-Type"] = async ? "Event" : "RequestResponse";
     if (!log_type.empty()) req.headers["X-Amz-Log-Type"] = log_type;
+    if (vm.count("routing-key") != 0u) {
+      req.headers["X-Fpgahost-Routing-Key"] = vm["routing-key"].as<std::string>();
+    }
     req.headers["Content-Type"] = "application/json";
     if (vm.count("payload") != 0u) req.body = vm["payload"].as<std::string>();
     if (vm.count("payload-file") != 0u) {
@@ -374,6 +380,9 @@ class FunctionInvokeCommand : public Command {
       std::string version = Header(res, "x-amz-executed-version");
       if (!version.empty()) summary["ExecutedVersion"] = version;
       if (!function_error.empty()) summary["FunctionError"] = function_error;
+      // fpgahost's: an idempotent call answered with an earlier call's result.
+      std::string reused_from = Header(res, "x-fpgahost-reused-from");
+      if (!reused_from.empty()) summary["ReusedFrom"] = reused_from;
       if (!to_file) {
         Json payload = Json::parse(res.body, nullptr, /*allow_exceptions=*/false);
         summary["Payload"] = payload.is_discarded() ? Json(res.body) : payload;
@@ -384,6 +393,87 @@ class FunctionInvokeCommand : public Command {
       if (!res.body.empty() && res.body.back() != '\n') ctx.out() << "\n";
     }
     if (!function_error.empty()) return FunctionErrorStatus(function_error, res.body);
+    return Status::Ok();
+  }
+};
+
+class FunctionIdempotentCommand : public Command {
+ public:
+  std::string_view name() const override { return "function idempotent"; }
+  std::string_view summary() const override {
+    return "declare a function idempotent: identical calls reuse a result while its "
+           "dependencies are unchanged";
+  }
+  void DefineOptions(po::options_description& o, po::positional_options_description& p) override {
+    AddFunctionName(o, p);
+    o.add_options()("file", po::value<std::vector<std::string>>()->composing(),
+                    "a file or directory it reads, relative to the tenant's data root "
+                    "(repeatable)")("image", po::value<std::vector<std::string>>()->composing(),
+                                    "an fpgahost image it uses (repeatable)")(
+        "depends-on", po::value<std::vector<std::string>>()->composing(),
+        "another function it calls (repeatable)")("ttl", po::value<int64_t>(),
+                                                  "seconds a result is reused (default 3600)")(
+        "off", "no longer idempotent: every call runs");
+  }
+  Status Run(CliContext& ctx, const po::variables_map& vm) override {
+    std::string function = vm["function"].as<std::string>();
+    std::string target = "/v1/functions/" + PercentEncode(function) + "/idempotency";
+    if (vm.count("off") != 0u) {
+      if (vm.count("file") + vm.count("image") + vm.count("depends-on") + vm.count("ttl") != 0u) {
+        return InvalidArgumentError("--off takes no dependencies or --ttl", "USAGE");
+      }
+      RETURN_IF_ERROR(ctx.Call("DELETE", target).status());
+      ctx.out() << fmt::format("{}: not idempotent\n", function);
+      return Status::Ok();
+    }
+    auto list = [&vm](const char* option) {
+      return vm.count(option) != 0u ? vm[option].as<std::vector<std::string>>()
+                                    : std::vector<std::string>();
+    };
+    Json body = {
+        {"files", list("file")}, {"images", list("image")}, {"functions", list("depends-on")}};
+    if (vm.count("ttl") != 0u) body["ttl_seconds"] = vm["ttl"].as<int64_t>();
+    ASSIGN_OR_RETURN(Json res, ctx.Call("PUT", target, &body));
+    if (ctx.output() == OutputFormat::kJson) {
+      ctx.out() << res.dump(2) << "\n";
+    } else {
+      const Json& spec = JsonField(res, "idempotency");
+      ctx.out() << fmt::format(
+          "{}: idempotent, results reused for {} s while {} files, {} images and {} functions "
+          "stay unchanged\n",
+          function, JsonText(JsonField(spec, "ttl_seconds")), JsonField(spec, "files").size(),
+          JsonField(spec, "images").size(), JsonField(spec, "functions").size());
+    }
+    return Status::Ok();
+  }
+};
+
+class FunctionPrewarmCommand : public Command {
+ public:
+  std::string_view name() const override { return "function prewarm"; }
+  std::string_view summary() const override {
+    return "announce calls ahead: start warm slots for them now";
+  }
+  void DefineOptions(po::options_description& o, po::positional_options_description& p) override {
+    AddFunctionName(o, p);
+    o.add_options()("count", po::value<int>()->required(), "about how many calls are coming")(
+        "within", po::value<int>(), "within how many seconds (default 60)");
+  }
+  Status Run(CliContext& ctx, const po::variables_map& vm) override {
+    std::string function = vm["function"].as<std::string>();
+    Json body = {{"count", vm["count"].as<int>()}};
+    if (vm.count("within") != 0u) body["within_seconds"] = vm["within"].as<int>();
+    ASSIGN_OR_RETURN(
+        Json res, ctx.Call("POST", "/v1/functions/" + PercentEncode(function) + "/prewarm", &body));
+    if (ctx.output() == OutputFormat::kJson) {
+      ctx.out() << res.dump(2) << "\n";
+    } else {
+      ctx.out() << fmt::format(
+          "{}: {} slots wanted within {} s: {} there, {} starting, {} waiting for capacity\n",
+          function, JsonText(JsonField(res, "requested")),
+          JsonText(JsonField(res, "within_seconds")), JsonText(JsonField(res, "existing")),
+          JsonText(JsonField(res, "starting")), JsonText(JsonField(res, "deferred")));
+    }
     return Status::Ok();
   }
 };
@@ -464,6 +554,8 @@ void AddFunctionCommands(std::vector<std::unique_ptr<Command>>& out) {
   out.push_back(std::make_unique<FunctionDescribeCommand>());
   out.push_back(std::make_unique<FunctionDeleteCommand>());
   out.push_back(std::make_unique<FunctionInvokeCommand>());
+  out.push_back(std::make_unique<FunctionPrewarmCommand>());
+  out.push_back(std::make_unique<FunctionIdempotentCommand>());
   out.push_back(std::make_unique<FunctionLogsCommand>());
   out.push_back(std::make_unique<FunctionInvocationsCommand>());
 }

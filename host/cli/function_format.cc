@@ -168,6 +168,23 @@ std::string FormatFunctionConfiguration(const Json& configuration, const Json& c
   line("version", NonEmpty(JsonField(configuration, "Version")));
   line("state", NonEmpty(JsonField(configuration, "State")));
   line("description", NonEmpty(JsonField(configuration, "Description")));
+  // fpgahost's own fields, when the daemon sends them.
+  auto joined = [](const Json& list) {
+    std::string s;
+    if (list.is_array()) {
+      for (const Json& item : list) s += (s.empty() ? "" : ", ") + JsonText(item, "");
+    }
+    return s.empty() ? std::string("-") : s;
+  };
+  if (const Json& features = JsonField(configuration, "CpuFeatures"); features.is_array()) {
+    line("cpu features", joined(features));
+  }
+  if (const Json& idem = JsonField(configuration, "Idempotency"); idem.is_object()) {
+    line("idempotent", fmt::format("results kept {} s", JsonText(JsonField(idem, "ttl_seconds"))));
+    line("", "depends on files: " + joined(JsonField(idem, "files")));
+    line("", "images: " + joined(JsonField(idem, "images")));
+    line("", "functions: " + joined(JsonField(idem, "functions")));
+  }
   const Json& reserved = JsonField(concurrency, "ReservedConcurrentExecutions");
   if (!reserved.is_null()) line("concurrency", fmt::format("{} reserved", JsonText(reserved)));
   const Json& vars = JsonField(JsonField(configuration, "Environment"), "Variables");
@@ -216,6 +233,7 @@ std::string FormatInvocations(const Json& invocations) {
                       {"request_id", JsonField(i, "request_id")},
                       {"function", JsonField(i, "function")},
                       {"type", InvocationType(JsonField(i, "invocation_type"))},
+                      {"slot", NonEmpty(JsonField(i, "slot"))},
                       {"start", JsonField(i, "start")},
                       {"state", JsonField(i, "state")},
                       {"duration_ms", FormatMs(JsonField(i, "duration_ms"))},
@@ -224,7 +242,7 @@ std::string FormatInvocations(const Json& invocations) {
                       {"error", NonEmpty(JsonField(i, "error_type"))}});
     }
   }
-  return FormatTable(rows, {"started", "request_id", "function", "type", "start", "state",
+  return FormatTable(rows, {"started", "request_id", "function", "type", "slot", "start", "state",
                             "duration_ms", "init_ms", "queued_ms", "error"});
 }
 

@@ -77,6 +77,7 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
   int64_t validate_timeout = c.card_validate_timeout.count();
   int64_t function_idle = c.function_idle_timeout.count();
   int64_t retry_delay = c.function_retry_delay.count();
+  int64_t affinity_wait = c.function_affinity_wait.count();
 
   // clang-format off: one option a line reads better than what the formatter makes of it.
   po::options_description cli_only("Command line");
@@ -163,7 +164,13 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
       "concurrency that reservations must leave to a tenant's other functions")(
       "function-retry-delay", po::value<int64_t>(&retry_delay)->default_value(retry_delay),
       "seconds before an asynchronous invocation that failed is retried (twice that the second "
-      "time)");
+      "time)")(
+      "function-data-root", po::value<std::string>(&c.function_data_root),
+      "where idempotent functions' file dependencies are, a directory per tenant (default: "
+      "<data-dir>/function-data)")(
+      "function-affinity-wait", po::value<int64_t>(&affinity_wait)->default_value(affinity_wait),
+      "milliseconds a call with a routing key waits for the busy slot that served its key last "
+      "(0: never waits)");
   // clang-format on
 
   po::options_description all;
@@ -232,6 +239,8 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
   RETURN_IF_ERROR(CheckRange<int64_t>("function-min-unreserved", c.function_min_unreserved, 0,
                                       c.function_concurrency));
   RETURN_IF_ERROR(CheckRange<int64_t>("function-retry-delay", retry_delay, 0, 3600));
+  RETURN_IF_ERROR(CheckRange<int64_t>("function-affinity-wait", affinity_wait, 0, 60000));
+  c.function_affinity_wait = std::chrono::milliseconds(affinity_wait);
   c.function_idle_timeout = std::chrono::seconds(function_idle);
   c.function_retry_delay = std::chrono::seconds(retry_delay);
   c.instance_shutdown_timeout = std::chrono::seconds(shutdown_timeout);

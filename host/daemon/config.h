@@ -61,6 +61,11 @@ struct DaemonConfig {
   int function_initial_concurrency = 100;         // where a tenant's adaptive limit starts
   int function_min_unreserved = 100;              // what reservations must leave
   std::chrono::seconds function_retry_delay{60};  // first async retry; the second waits twice
+  // Where idempotent functions' file dependencies are: <root>/<tenant>/...; empty:
+  // <data-dir>/function-data.
+  std::string function_data_root;
+  // How long a call with a routing key waits for the busy slot that served its key last.
+  std::chrono::milliseconds function_affinity_wait{100};
 };
 
 struct ParsedCommandLine {

@@ -200,10 +200,30 @@ Status Daemon::StartFunctions(const DaemonConfig& config, Parts& parts) {
   options.max_slots = config.function_max_slots;
   options.idle_timeout = config.function_idle_timeout;
   options.async_retry_delay = config.function_retry_delay;
+  options.affinity_wait = config.function_affinity_wait;
   options.region = config.lambda_region;
+  // Idempotent functions' dependencies, as their tenants see them.
+  functions::DependencySources dependencies;
+  dependencies.data_root = config.function_data_root.empty()
+                               ? parts.started.data_dir / "function-data"
+                               : fs::absolute(config.function_data_root);
+  dependencies.image_state = [images = parts.images.get()](std::string_view tenant,
+                                                           std::string_view id) -> std::string {
+    Principal who;
+    who.tenant = std::string(tenant);
+    StatusOr<ImageRecord> image = images->Get(who, id);
+    return image.ok() ? image->state + ":" + image->sha256 : "";
+  };
+  dependencies.function_version = [registry = parts.functions.get()](
+                                      std::string_view tenant,
+                                      std::string_view name) -> std::string {
+    std::shared_ptr<const functions::FunctionConfig> f = registry->Find(tenant, name);
+    // Any change to a function (it is deleted and created again) changes last_modified.
+    return f ? f->code_sha256_hex + ":" + f->last_modified : "";
+  };
   parts.invoker = std::make_unique<functions::Invoker>(
       functions::InvokerDeps{*parts.functions, *parts.sandbox, *parts.capacity, *parts.limiter,
-                             *parts.records, *parts.io, RealClock()},
+                             *parts.records, *parts.io, RealClock(), std::move(dependencies)},
       options);
   parts.function_services = std::make_unique<api::FunctionServices>(
       api::FunctionServices{*parts.functions, *parts.invoker, *parts.limiter, *parts.records,

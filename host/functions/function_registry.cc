@@ -112,6 +112,7 @@ Json ConfigToJson(const FunctionConfig& f) {
             {"code_size", f.code_size},     {"last_modified", f.last_modified}};
   j["reserved_concurrency"] =
       f.reserved_concurrency ? Json(*f.reserved_concurrency) : Json(nullptr);
+  j["idempotency"] = f.idempotency ? f.idempotency->ToJson() : Json(nullptr);
   return j;
 }
 
@@ -135,6 +136,10 @@ FunctionConfig ConfigFromRow(const Statement& q) {
     f.last_modified = j.value("last_modified", "");
     if (j.contains("reserved_concurrency") && j["reserved_concurrency"].is_number_integer()) {
       f.reserved_concurrency = j["reserved_concurrency"].get<int>();
+    }
+    if (j.contains("idempotency") && j["idempotency"].is_object()) {
+      StatusOr<IdempotencySpec> spec = IdempotencySpec::FromJson(j["idempotency"]);
+      if (spec.ok()) f.idempotency = *std::move(spec);
     }
   }
   f.code_sha256_hex = q.ColumnText(3);
@@ -188,7 +193,9 @@ Json FunctionConfigurationJson(const FunctionConfig& f, std::string_view region,
           {"State", "Active"},
           {"LastUpdateStatus", "Successful"},
           {"PackageType", "Zip"},
-          {"Architectures", {"x86_64"}}};
+          {"Architectures", {"x86_64"}},
+          // fpgahost's own: null unless the function was declared idempotent.
+          {"Idempotency", f.idempotency ? f.idempotency->ToJson() : Json(nullptr)}};
 }
 
 FunctionRegistry::FunctionRegistry(StateStore& store, fs::path code_root, const Clock& clock,
@@ -327,6 +334,17 @@ StatusOr<FunctionConfig> FunctionRegistry::SetReservedConcurrency(std::string_vi
   MutexLock lock(mu_);
   ASSIGN_OR_RETURN(FunctionConfig f, Get(tenant, name));
   f.reserved_concurrency = value;
+  RETURN_IF_ERROR(store_.InTransaction([&](SqliteDb& db) { return Save(db, f); }));
+  Cache(f);
+  return f;
+}
+
+StatusOr<FunctionConfig> FunctionRegistry::SetIdempotency(std::string_view tenant,
+                                                          std::string_view name,
+                                                          std::optional<IdempotencySpec> spec) {
+  MutexLock lock(mu_);
+  ASSIGN_OR_RETURN(FunctionConfig f, Get(tenant, name));
+  f.idempotency = std::move(spec);
   RETURN_IF_ERROR(store_.InTransaction([&](SqliteDb& db) { return Save(db, f); }));
   Cache(f);
   return f;

@@ -34,6 +34,7 @@
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "host/functions/bundle.h"
+#include "host/functions/idempotency.h"
 #include "host/store/state_store.h"
 
 namespace fpgahost::functions {
@@ -54,6 +55,9 @@ struct FunctionConfig {
   int timeout_seconds = 3;
   std::map<std::string, std::string> environment;
   std::optional<int> reserved_concurrency;
+  // Declared idempotent: calls whose version, input and dependencies match an earlier success
+  // reuse its result (host/functions/idempotency.h). fpgahost's own; Lambda has none.
+  std::optional<IdempotencySpec> idempotency;
 
   // Code, filled in by the registry.
   std::string code_sha256_hex;
@@ -90,6 +94,9 @@ class FunctionRegistry {
   // Reserved concurrency: 0 stops the function; nullopt removes the reservation.
   StatusOr<FunctionConfig> SetReservedConcurrency(std::string_view tenant, std::string_view name,
                                                   std::optional<int> value);
+  // Declares the function idempotent with `spec`'s dependencies, or (nullopt) no longer.
+  StatusOr<FunctionConfig> SetIdempotency(std::string_view tenant, std::string_view name,
+                                          std::optional<IdempotencySpec> spec);
 
   // The function's configuration from memory, kept in step with the table: the lookup on
   // every invocation, where an SQLite read would cost more than the rest. Null when there is

@@ -22,7 +22,10 @@ Json InvocationRecord::ToJson() const {
             {"version", version},
             {"invocation_type", invocation_type},
             {"slot", slot},
-            {"start", cold ? "cold" : "warm"},
+            {"start", !reused_from.empty() ? "reused"
+                      : cold               ? "cold"
+                      : prewarmed          ? "prewarmed"
+                                           : "warm"},
             {"state", state},
             {"attempt", attempt},
             {"memory_mib", memory_mib},
@@ -32,6 +35,11 @@ Json InvocationRecord::ToJson() const {
             {"started_at", FormatRfc3339(started_at)},
             {"finished_at", FormatRfc3339(finished_at)}};
   if (!error_type.empty()) j["error_type"] = error_type;
+  if (!reused_from.empty()) j["reused_from"] = reused_from;
+  if (!routing_key.empty()) {
+    j["routing_key"] = routing_key;
+    j["affinity"] = affinity;
+  }
   return j;
 }
 

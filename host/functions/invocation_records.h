@@ -36,6 +36,14 @@ struct InvocationRecord {
   std::string invocation_type;  // RequestResponse or Event
   std::string slot;             // empty when it never reached one (throttled)
   bool cold = false;
+  bool prewarmed = false;  // the first call on a slot started ahead by a pre-warm notification
+  std::string routing_key;
+  // For a call with a routing key: "hit" (its slot was idle), "waited" (for its slot to free
+  // up), "missed" (its slot stayed busy or retired: another served it), "new" (no slot had
+  // served the key).
+  std::string affinity;
+  // An idempotent call answered without running: the request id whose result it got.
+  std::string reused_from;
   // succeeded, failed (a function error), timed_out, throttled, or error (the host could not
   // run it: no slot could be started).
   std::string state;

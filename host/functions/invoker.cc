@@ -8,6 +8,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cmath>
 #include <condition_variable>
+#include <iterator>
+#include <list>
 #include <set>
 #include <utility>
 
@@ -75,6 +77,11 @@ struct Invoker::Call {
   std::chrono::system_clock::time_point started_at;
   int attempt = 1;
   bool cold = false;
+  bool prewarmed = false;
+  std::string affinity;   // see InvocationRecord::affinity
+  std::string reuse_key;  // an idempotent call that runs: where its result goes
+  std::chrono::seconds reuse_ttl{0};
+  std::shared_ptr<Slot> waiting_on;  // the busy affine slot it waits for
 };
 
 struct Invoker::Slot {
@@ -86,9 +93,13 @@ struct Invoker::Slot {
   int64_t milli_vcpus = 0;
   bool busy = false;
   bool removed = false;
-  bool used = false;  // has run an invocation: the next one is warm
+  bool used = false;       // has run an invocation: the next one is warm
+  bool prewarmed = false;  // started ahead of calls by a pre-warm notification
   uint64_t served = 0;
   steady_clock::time_point idle_since;
+  steady_clock::time_point keep_until;  // a pre-warmed slot is not retired for idleness before
+  // Calls whose routing key this slot served last, waiting for it to free up (it is busy).
+  std::deque<std::shared_ptr<Call>> waiters;
 };
 
 struct Invoker::Pool {
@@ -96,19 +107,35 @@ struct Invoker::Pool {
   std::vector<std::shared_ptr<Slot>> idle;  // most recently used last
   std::vector<std::shared_ptr<Slot>> slots;
   int starting = 0;
+  // Pre-warm: slots still to start, for this configuration, until the deadline.
+  int prewarm_pending = 0;
+  std::shared_ptr<const FunctionConfig> prewarm_fn;
+  steady_clock::time_point prewarm_deadline;
+  // Routing key -> the slot that served it last; least recently routed keys first in `lru`.
+  struct Route {
+    std::weak_ptr<Slot> slot;
+    std::list<std::string>::iterator lru;
+  };
+  std::map<std::string, Route, std::less<>> routes;
+  std::list<std::string> lru;
 };
 
 // Timers and the callbacks in flight on I/O threads, so Stop can wait for them.
 struct Invoker::Timers {
   explicit Timers(asio::io_context& context) : tick(context) {}
   asio::steady_timer tick;
-  std::set<std::shared_ptr<asio::steady_timer>> async;
+  std::set<std::shared_ptr<asio::steady_timer>> pending;
   int callbacks = 0;
   std::condition_variable_any idle;
 };
 
 Invoker::Invoker(InvokerDeps deps, InvokerOptions options)
-    : deps_(deps), options_(std::move(options)), starters_(2), reaper_(2) {
+    : deps_(deps),
+      options_(std::move(options)),
+      instance_(RandomHex(3)),
+      reuse_(deps_.clock, {}),
+      starters_(2),
+      reaper_(2) {
   {
     MutexLock lock(mu_);
     timers_ = std::make_unique<Timers>(deps_.io.context());
@@ -185,6 +212,31 @@ void Invoker::Invoke(InvokeRequest request, std::function<void(InvokeResponse)> 
     return;
   }
 
+  if (fn->idempotency) {
+    // Checked before the concurrency limit: a reused result runs nothing.
+    StatusOr<std::string> state =
+        DependencyDigest(*fn->idempotency, call->request.tenant, deps_.dependencies);
+    if (!state.ok()) {
+      spdlog::warn("functions: {}/{}: dependencies unreadable, result not reused: {}",
+                   call->request.tenant, call->request.function, state.status().ToString());
+    } else {
+      std::string key = ReuseKey(call->key, call->request.payload, *state);
+      ReuseCache::Result stored;
+      switch (reuse_.Begin(key, &stored, [this, call, done](const ReuseCache::Result& r) {
+        AnswerReused(*call, r, done, true);
+      })) {
+        case ReuseCache::Outcome::kReused:
+          return AnswerReused(*call, stored, done, false);
+        case ReuseCache::Outcome::kJoined:
+          return;
+        case ReuseCache::Outcome::kRun:
+          call->reuse_key = std::move(key);
+          call->reuse_ttl = fn->idempotency->ttl;
+          break;
+      }
+    }
+  }
+
   ConcurrencyLimiter::Throttle throttle;
   StatusOr<ConcurrencyLimiter::Lease> lease = deps_.limiter.Acquire(
       call->request.tenant, call->request.function, fn->reserved_concurrency, &throttle);
@@ -193,6 +245,7 @@ void Invoker::Invoke(InvokeRequest request, std::function<void(InvokeResponse)> 
     response.status = lease.status();
     response.throttle_reason = std::string(throttle.reason);
     response.request_id = call->request_id;
+    CompleteReuse(*call, response);
     return done(std::move(response));
   }
   call->lease = *std::move(lease);
@@ -213,29 +266,97 @@ void Invoker::Throttled(const InvokeRequest& request, std::string request_id,
   deps_.records.Add(std::move(r), "");
 }
 
-void Invoker::SubmitAsync(std::shared_ptr<Call> call, std::chrono::milliseconds delay) {
-  if (delay.count() > 0) {
+void Invoker::AnswerReused(const Call& call, const ReuseCache::Result& result,
+                           const std::function<void(InvokeResponse)>& done, bool shared) {
+  InvokeResponse response;
+  response.request_id = call.request_id;
+  response.status = result.status;
+  response.throttle_reason = result.throttle_reason;
+  response.payload = result.payload;
+  response.function_error = result.function_error;
+  response.reused_from = result.request_id;
+
+  InvocationRecord r;
+  r.request_id = call.request_id;
+  r.tenant = call.request.tenant;
+  r.function = call.request.function;
+  r.version = call.fn->code_sha256_base64;
+  r.memory_mib = call.fn->memory_mib;
+  r.invocation_type = "RequestResponse";
+  r.reused_from = result.request_id;
+  if (!result.status.ok()) {
+    r.state = result.throttle_reason.empty() ? "error" : "throttled";
+    r.error_type = std::string(result.status.reason());
+  } else if (!result.function_error.empty()) {
+    r.state = "failed";
+    r.error_type = result.function_error;
+  } else {
+    r.state = "succeeded";
+  }
+  r.started_at = call.started_at;
+  r.finished_at = deps_.clock.Now();
+  std::string log = fmt::format(
+      "START RequestId: {} Version: $LATEST\n"
+      "fpgahost: {} the result of {}: same code, input and dependencies\n"
+      "END RequestId: {}\n"
+      "REPORT RequestId: {}\tDuration: 0.00 ms\tBilled Duration: 0 ms\tMemory Size: {} MB\t\n",
+      call.request_id, shared ? "waited for and shares" : "reused", result.request_id,
+      call.request_id, call.request_id, call.fn->memory_mib);
+  if (call.request.log_tail) response.log_tail = Tail(log, kLogTailBytes);
+  deps_.records.Add(std::move(r), std::move(log));
+  done(std::move(response));
+}
+
+void Invoker::CompleteReuse(const Call& call, const InvokeResponse& response) {
+  if (call.reuse_key.empty()) return;
+  ReuseCache::Result result;
+  result.status = response.status;
+  result.throttle_reason = response.throttle_reason;
+  result.payload = response.payload;
+  result.function_error = response.function_error;
+  result.request_id = call.request_id;
+  reuse_.Complete(call.reuse_key, result, call.reuse_ttl);
+}
+
+void Invoker::After(std::chrono::milliseconds delay, std::function<void()> fire,
+                    std::function<void()> cancelled) {
+  {
     MutexLock lock(mu_);
-    if (stopping_) {
-      --async_queued_;
+    if (!stopping_) {
+      auto timer = std::make_shared<asio::steady_timer>(deps_.io.context(), delay);
+      timers_->pending.insert(timer);
+      // Counted until the handler has run (cancelled or not), so the destructor can wait.
+      ++timers_->callbacks;
+      timer->async_wait([this, timer, fire = std::move(fire),
+                         cancelled = std::move(cancelled)](const boost::system::error_code& ec) {
+        bool run = false;
+        {
+          MutexLock fired(mu_);
+          timers_->pending.erase(timer);
+          run = !ec && !stopping_;
+        }
+        if (run) {
+          fire();
+        } else if (cancelled) {
+          cancelled();
+        }
+        MutexLock done(mu_);
+        if (--timers_->callbacks == 0) timers_->idle.notify_all();
+      });
       return;
     }
-    auto timer = std::make_shared<asio::steady_timer>(deps_.io.context(), delay);
-    timers_->async.insert(timer);
-    // Counted until the handler has run (cancelled or not), so the destructor can wait.
-    ++timers_->callbacks;
-    timer->async_wait([this, timer, call](const boost::system::error_code& ec) {
-      bool run = false;
-      {
-        MutexLock fired(mu_);
-        timers_->async.erase(timer);
-        run = !ec && !stopping_;
-        if (!run) --async_queued_;
-      }
-      if (run) SubmitAsync(call, std::chrono::milliseconds(0));
-      MutexLock done(mu_);
-      if (--timers_->callbacks == 0) timers_->idle.notify_all();
-    });
+  }
+  if (cancelled) cancelled();
+}
+
+void Invoker::SubmitAsync(std::shared_ptr<Call> call, std::chrono::milliseconds delay) {
+  if (delay.count() > 0) {
+    After(
+        delay, [this, call] { SubmitAsync(call, std::chrono::milliseconds(0)); },
+        [this] {
+          MutexLock lock(mu_);
+          --async_queued_;
+        });
     return;
   }
   // The function may have changed or gone while the event waited.
@@ -270,10 +391,63 @@ void Invoker::SubmitAsync(std::shared_ptr<Call> call, std::chrono::milliseconds 
   Submit(std::move(call));
 }
 
+std::shared_ptr<Invoker::Slot> Invoker::AffineSlot(Pool& pool, const Call& call) {
+  if (call.request.routing_key.empty()) return nullptr;
+  auto it = pool.routes.find(call.request.routing_key);
+  if (it == pool.routes.end()) return nullptr;
+  std::shared_ptr<Slot> slot = it->second.slot.lock();
+  if (!slot || slot->removed || !slot->slot) return nullptr;
+  return slot;
+}
+
+void Invoker::Assign(Pool& pool, const std::shared_ptr<Slot>& slot, Call& call, bool ready) {
+  bool first = !slot->used;
+  slot->used = true;
+  slot->busy = true;
+  // A pre-warmed slot's first call finds it initialised: not a cold start, as on Lambda with
+  // provisioned concurrency.
+  call.prewarmed = first && ready && slot->prewarmed;
+  call.cold = first && !call.prewarmed;
+  const std::string& key = call.request.routing_key;
+  if (key.empty()) return;
+  auto it = pool.routes.find(key);
+  if (it != pool.routes.end()) {
+    it->second.slot = slot;
+    pool.lru.splice(pool.lru.end(), pool.lru, it->second.lru);
+    return;
+  }
+  pool.lru.push_back(key);
+  pool.routes.emplace(key, Pool::Route{slot, std::prev(pool.lru.end())});
+  if (pool.routes.size() > options_.max_routing_keys) {
+    pool.routes.erase(pool.lru.front());
+    pool.lru.pop_front();
+  }
+}
+
+std::shared_ptr<Invoker::Slot> Invoker::Place(const std::shared_ptr<Call>& call, Pool& pool,
+                                              Starts& starts, InvokeResponse& refused) {
+  if (!pool.idle.empty()) {
+    std::shared_ptr<Slot> slot = pool.idle.back();
+    pool.idle.pop_back();
+    return slot;
+  }
+  if (pool.queue.size() >= options_.max_queue_per_function) {
+    refused.status = ResourceExhaustedError(
+        fmt::format("{} calls of this function already wait for a slot", pool.queue.size()),
+        kTooManyRequests);
+    refused.throttle_reason = kHostCapacityExceeded;
+    return nullptr;
+  }
+  pool.queue.push_back(call);
+  PlanStarts(call->key, pool, starts);
+  return nullptr;
+}
+
 void Invoker::Submit(std::shared_ptr<Call> call) {
-  std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts;
+  Starts starts;
   std::shared_ptr<Slot> slot;
   InvokeResponse refused;
+  bool waits = false;
   {
     MutexLock lock(mu_);
     call->accepted = steady_clock::now();
@@ -283,36 +457,99 @@ void Invoker::Submit(std::shared_ptr<Call> call) {
     } else {
       std::unique_ptr<Pool>& pool = pools_[call->key];
       if (!pool) pool = std::make_unique<Pool>();
-      if (!pool->idle.empty()) {
-        slot = pool->idle.back();
-        pool->idle.pop_back();
-        slot->busy = true;
-        call->cold = !slot->used;
-        slot->used = true;
-      } else if (pool->queue.size() >= options_.max_queue_per_function) {
-        refused.status = ResourceExhaustedError(
-            fmt::format("{} calls of this function already wait for a slot", pool->queue.size()),
-            kTooManyRequests);
-        refused.throttle_reason = kHostCapacityExceeded;
+      std::shared_ptr<Slot> affine = AffineSlot(*pool, *call);
+      if (affine && !affine->busy) {
+        std::erase(pool->idle, affine);
+        slot = affine;
+        call->affinity = "hit";
+      } else if (affine && options_.affinity_wait.count() > 0) {
+        affine->waiters.push_back(call);
+        call->waiting_on = affine;
+        call->affinity = "waited";
+        waits = true;
       } else {
-        pool->queue.push_back(call);
-        PlanStarts(call->key, *pool, starts);
+        if (!call->request.routing_key.empty()) call->affinity = affine ? "missed" : "new";
+        slot = Place(call, *pool, starts, refused);
       }
+      if (slot) Assign(*pool, slot, *call, true);
     }
   }
-  if (!refused.status.ok()) {
-    refused.request_id = call->request_id;
-    call->lease.Release();
-    if (call->done) {
-      call->done(std::move(refused));
-    } else {
-      MutexLock lock(mu_);
-      --async_queued_;
-    }
-    return;
+  if (!refused.status.ok()) return Refuse(std::move(call), std::move(refused));
+  if (waits) {
+    After(
+        options_.affinity_wait, [this, call] { OnAffinityWaitOver(call); }, nullptr);
   }
   RunStarts(std::move(starts));
   if (slot) Dispatch(std::move(slot), std::move(call));
+}
+
+void Invoker::OnAffinityWaitOver(std::shared_ptr<Call> call) {
+  Starts starts;
+  std::shared_ptr<Slot> slot;
+  InvokeResponse refused;
+  {
+    MutexLock lock(mu_);
+    std::shared_ptr<Slot> affine = std::move(call->waiting_on);
+    if (!affine) return;  // its slot freed up (or retired) in time
+    std::erase(affine->waiters, call);
+    call->affinity = "missed";
+    // The slot is not removed (that would have emptied its waiters): its pool is there.
+    Pool& pool = *pools_.at(call->key);
+    slot = Place(call, pool, starts, refused);
+    if (slot) Assign(pool, slot, *call, true);
+  }
+  if (!refused.status.ok()) return Refuse(std::move(call), std::move(refused));
+  RunStarts(std::move(starts));
+  if (slot) Dispatch(std::move(slot), std::move(call));
+}
+
+void Invoker::Refuse(std::shared_ptr<Call> call, InvokeResponse refused) {
+  refused.request_id = call->request_id;
+  call->lease.Release();
+  CompleteReuse(*call, refused);
+  if (call->done) {
+    call->done(std::move(refused));
+  } else {
+    MutexLock lock(mu_);
+    --async_queued_;
+  }
+}
+
+StatusOr<PrewarmResult> Invoker::Prewarm(std::string_view tenant, std::string_view function,
+                                         int count, std::chrono::seconds within) {
+  std::shared_ptr<const FunctionConfig> fn = deps_.registry.Find(tenant, function);
+  if (!fn) {
+    return NotFoundError(fmt::format("Function not found: arn:aws:lambda:{}:{}:function:{}",
+                                     options_.region, LambdaAccountId(tenant), function),
+                         kResourceNotFound);
+  }
+  std::string key = VersionKey(*fn);
+  PrewarmResult result;
+  result.requested = count;
+  Starts starts;
+  {
+    MutexLock lock(mu_);
+    if (stopping_) return UnavailableError("fpgahostd is shutting down", kServiceException);
+    std::unique_ptr<Pool>& pool = pools_[key];
+    if (!pool) pool = std::make_unique<Pool>();
+    result.existing = static_cast<int>(pool->slots.size());
+    auto deadline = steady_clock::now() + within;
+    // Slots already there count, and so does an earlier notification's pending remainder.
+    pool->prewarm_pending = std::max(pool->prewarm_pending, count - result.existing);
+    pool->prewarm_deadline = std::max(pool->prewarm_deadline, deadline);
+    pool->prewarm_fn = fn;
+    for (const std::shared_ptr<Slot>& s : pool->slots) {
+      if (s->prewarmed) s->keep_until = std::max(s->keep_until, deadline);
+    }
+    PlanStarts(key, *pool, starts);
+    result.starting = static_cast<int>(starts.size());
+    result.deferred = pool->prewarm_pending;
+    DropIfUnused(key);
+  }
+  spdlog::info("functions: pre-warm {}/{}: {} wanted, {} there, {} starting, {} deferred", tenant,
+               function, result.requested, result.existing, result.starting, result.deferred);
+  RunStarts(std::move(starts));
+  return result;
 }
 
 Status Invoker::Hold(int64_t memory_mib, int64_t milli_vcpus) {
@@ -323,23 +560,30 @@ Status Invoker::Hold(int64_t memory_mib, int64_t milli_vcpus) {
   return Status::Ok();
 }
 
-void Invoker::PlanStarts(const std::string& key, Pool& pool,
-                         std::vector<std::pair<std::string, std::shared_ptr<Slot>>>& starts) {
-  while (!stopping_ && pool.starting < static_cast<int>(pool.queue.size()) &&
-         starting_ < options_.max_concurrent_starts) {
-    std::shared_ptr<const FunctionConfig> fn = pool.queue.back()->fn;
+void Invoker::PlanStarts(const std::string& key, Pool& pool, Starts& starts) {
+  while (!stopping_ && starting_ < options_.max_concurrent_starts) {
+    // Slots starting serve waiting calls first; beyond those, pre-warm.
+    bool for_calls = pool.starting < static_cast<int>(pool.queue.size());
+    if (!for_calls && pool.prewarm_pending <= 0) return;
+    std::shared_ptr<const FunctionConfig> fn = for_calls ? pool.queue.back()->fn : pool.prewarm_fn;
     int64_t memory = fn->memory_mib;
     int64_t milli = (memory * 1000 + kMibPerVcpu - 1) / kMibPerVcpu;
     while (slots_ >= options_.max_slots ||
            !Hold(held_memory_mib_ + memory, held_milli_vcpus_ + milli).ok()) {
-      if (!EvictIdle(key)) return;
+      // A call in hand may push out another function's idle slot; an announcement may not.
+      if (!for_calls || !EvictIdle(key)) return;
     }
     auto slot = std::make_shared<Slot>();
-    slot->name = fmt::format("fn-{}-{}", next_slot_++, fn->name.substr(0, 40));
+    slot->name = fmt::format("fn-{}-{}-{}", instance_, next_slot_++, fn->name.substr(0, 40));
     slot->key = key;
     slot->fn = fn;
     slot->memory_mib = memory;
     slot->milli_vcpus = milli;
+    if (!for_calls) {
+      --pool.prewarm_pending;
+      slot->prewarmed = true;
+      slot->keep_until = pool.prewarm_deadline;
+    }
     ++pool.starting;
     ++starting_;
     ++slots_;
@@ -348,9 +592,9 @@ void Invoker::PlanStarts(const std::string& key, Pool& pool,
   }
 }
 
-void Invoker::PlanAllStarts(std::vector<std::pair<std::string, std::shared_ptr<Slot>>>& starts) {
+void Invoker::PlanAllStarts(Starts& starts) {
   for (auto& [key, pool] : pools_) {
-    if (!pool->queue.empty()) PlanStarts(key, *pool, starts);
+    if (!pool->queue.empty() || pool->prewarm_pending > 0) PlanStarts(key, *pool, starts);
   }
 }
 
@@ -368,6 +612,15 @@ bool Invoker::EvictIdle(const std::string& key) {
   return true;
 }
 
+void Invoker::DropIfUnused(const std::string& key) {
+  auto it = pools_.find(key);
+  if (it == pools_.end()) return;
+  const Pool& pool = *it->second;
+  if (pool.slots.empty() && pool.queue.empty() && pool.starting == 0 && pool.prewarm_pending <= 0) {
+    pools_.erase(it);
+  }
+}
+
 void Invoker::RemoveSlot(const std::shared_ptr<Slot>& slot) {
   if (slot->removed) return;
   slot->removed = true;
@@ -379,12 +632,19 @@ void Invoker::RemoveSlot(const std::shared_ptr<Slot>& slot) {
     Pool& pool = *it->second;
     std::erase(pool.idle, slot);
     std::erase(pool.slots, slot);
-    if (pool.slots.empty() && pool.queue.empty() && pool.starting == 0) pools_.erase(it);
+    // Calls waiting for this slot by affinity wait for any, ahead of the others.
+    for (auto w = slot->waiters.rbegin(); w != slot->waiters.rend(); ++w) {
+      (*w)->waiting_on.reset();
+      (*w)->affinity = "missed";
+      pool.queue.push_front(*w);
+    }
+    slot->waiters.clear();
+    DropIfUnused(slot->key);
   }
   if (slot->slot) slot->slot->Kill();
 }
 
-void Invoker::RunStarts(std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts) {
+void Invoker::RunStarts(Starts starts) {
   for (auto& [key, slot] : starts) {
     starters_.Post([this, key = std::move(key), slot = std::move(slot)]() mutable {
       StartSlot(std::move(key), std::move(slot));
@@ -392,7 +652,8 @@ void Invoker::RunStarts(std::vector<std::pair<std::string, std::shared_ptr<Slot>
   }
 }
 
-SandboxSpec Invoker::SpecFor(const FunctionConfig& f, const std::string& slot_name) const {
+SandboxSpec Invoker::SpecFor(const FunctionConfig& f, const Slot& slot) const {
+  const std::string& slot_name = slot.name;
   SandboxSpec spec;
   spec.name = slot_name;
   spec.task_dir = deps_.registry.CodeDir(f);
@@ -405,7 +666,8 @@ SandboxSpec Invoker::SpecFor(const FunctionConfig& f, const std::string& slot_na
       {"AWS_LAMBDA_FUNCTION_NAME", f.name},
       {"AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"},
       {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE", std::to_string(f.memory_mib)},
-      {"AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"},
+      // Lambda's name for slots initialised ahead of calls.
+      {"AWS_LAMBDA_INITIALIZATION_TYPE", slot.prewarmed ? "provisioned-concurrency" : "on-demand"},
       {"AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/" + f.name},
       {"AWS_LAMBDA_LOG_STREAM_NAME", fmt::format("{}/[$LATEST]{}", day, slot_name)},
       {"AWS_REGION", options_.region},
@@ -438,7 +700,7 @@ void Invoker::StartSlot(std::string key, std::shared_ptr<Slot> slot) {
   hooks.on_retired = [this, weak] {
     std::shared_ptr<Slot> s = weak.lock();
     if (!s) return;
-    std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts;
+    Starts starts;
     {
       MutexLock lock(mu_);
       // A busy slot is removed when its invocation's outcome arrives.
@@ -449,13 +711,13 @@ void Invoker::StartSlot(std::string key, std::shared_ptr<Slot> slot) {
     RunStarts(std::move(starts));
   };
   StatusOr<std::shared_ptr<FunctionSlot>> started = FunctionSlot::Start(
-      deps_.sandbox, SpecFor(*slot->fn, slot->name), deps_.io, reaper_, std::move(hooks));
+      deps_.sandbox, SpecFor(*slot->fn, *slot), deps_.io, reaper_, std::move(hooks));
   if (!started.ok()) {
     spdlog::warn("functions: slot {} for {} did not start: {}", slot->name, slot->fn->name,
                  started.status().ToString());
   }
 
-  std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts;
+  Starts starts;
   std::vector<std::shared_ptr<Call>> failed;
   std::shared_ptr<Call> next;
   {
@@ -482,14 +744,13 @@ void Invoker::StartSlot(std::string key, std::shared_ptr<Slot> slot) {
     } else if (!pool->queue.empty()) {
       next = pool->queue.front();
       pool->queue.pop_front();
-      slot->busy = true;
-      slot->used = true;
-      next->cold = true;
-      PlanStarts(key, *pool, starts);
+      Assign(*pool, slot, *next, false);
     } else {
       slot->idle_since = steady_clock::now();
       pool->idle.push_back(slot);
     }
+    // A start permit is free again: calls or pre-warm of any function may be waiting for it.
+    PlanAllStarts(starts);
   }
   for (std::shared_ptr<Call>& call : failed) {
     InvokeResponse response;
@@ -521,7 +782,7 @@ void Invoker::Dispatch(std::shared_ptr<Slot> slot, std::shared_ptr<Call> call) {
   if (s.ok()) return;
   // The slot ended between being chosen and being handed the call: queue it again.
   spdlog::debug("functions: slot {} refused {}: {}", slot->name, call->request_id, s.ToString());
-  std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts;
+  Starts starts;
   {
     MutexLock lock(mu_);
     slot->busy = false;
@@ -583,7 +844,7 @@ void Invoker::OnOutcome(std::shared_ptr<Slot> slot, std::shared_ptr<Call> call,
   log += '\n';
   if (call->request.log_tail) response.log_tail = Tail(log, kLogTailBytes);
 
-  std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts;
+  Starts starts;
   std::shared_ptr<Call> next;
   {
     MutexLock lock(mu_);
@@ -601,11 +862,16 @@ void Invoker::OnOutcome(std::shared_ptr<Slot> slot, std::shared_ptr<Call> call,
       PlanAllStarts(starts);
     } else {
       Pool& pool = *pools_.at(slot->key);
-      if (!pool.queue.empty()) {
+      // Calls that wait for this very slot by affinity come first.
+      if (!slot->waiters.empty()) {
+        next = slot->waiters.front();
+        slot->waiters.pop_front();
+        next->waiting_on.reset();
+        Assign(pool, slot, *next, true);
+      } else if (!pool.queue.empty()) {
         next = pool.queue.front();
         pool.queue.pop_front();
-        slot->busy = true;
-        next->cold = false;
+        Assign(pool, slot, *next, true);
       } else {
         slot->idle_since = steady_clock::now();
         pool.idle.push_back(slot);
@@ -629,10 +895,14 @@ void Invoker::Finish(std::shared_ptr<Call> call, InvokeResponse response, Invoca
   record.invocation_type =
       call->request.type == InvocationType::kEvent ? "Event" : "RequestResponse";
   record.attempt = call->attempt;
+  record.prewarmed = call->prewarmed;
+  record.routing_key = call->request.routing_key;
+  record.affinity = call->affinity;
   record.queued_ms = std::max(0.0, Ms(now - call->accepted) - record.duration_ms - record.init_ms);
   record.started_at = call->started_at;
   record.finished_at = deps_.clock.Now();
   deps_.records.Add(std::move(record), std::move(log));
+  CompleteReuse(*call, response);
   if (call->done) {
     call->done(std::move(response));
   } else {
@@ -678,22 +948,33 @@ void Invoker::ArmTick() {
 
 void Invoker::Tick() {
   std::vector<std::shared_ptr<Call>> expired;
-  std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts;
+  Starts starts;
   {
     MutexLock lock(mu_);
     auto now = steady_clock::now();
     std::vector<std::shared_ptr<Slot>> retire;
+    std::vector<std::string> announced;
     for (auto& [key, pool] : pools_) {
       for (const std::shared_ptr<Slot>& s : pool->idle) {
-        if (now - s->idle_since >= options_.idle_timeout) retire.push_back(s);
+        if (now - s->idle_since >= options_.idle_timeout && now >= s->keep_until) {
+          retire.push_back(s);
+        }
       }
       while (!pool->queue.empty() && pool->queue.front()->wait_deadline <= now) {
         expired.push_back(pool->queue.front());
         pool->queue.pop_front();
       }
+      if (pool->prewarm_pending > 0 && now >= pool->prewarm_deadline) {
+        spdlog::info("functions: pre-warm of {}: {} slots did not fit before the window ended", key,
+                     pool->prewarm_pending);
+        pool->prewarm_pending = 0;
+        announced.push_back(key);
+      }
     }
     for (const std::shared_ptr<Slot>& s : retire) RemoveSlot(s);
-    if (!retire.empty()) PlanAllStarts(starts);
+    for (const std::string& key : announced) DropIfUnused(key);
+    // Capacity may have been given back outside the invoker too (an instance ended).
+    PlanAllStarts(starts);
   }
   RunStarts(std::move(starts));
   for (std::shared_ptr<Call>& call : expired) {
@@ -722,10 +1003,15 @@ void Invoker::Forget(std::string_view tenant, std::string_view function) {
   std::string prefix = FunctionPrefix(tenant, function);
   MutexLock lock(mu_);
   std::vector<std::shared_ptr<Slot>> retire;
+  std::vector<std::string> keys;
   for (auto& [key, pool] : pools_) {
-    if (key.starts_with(prefix)) retire.insert(retire.end(), pool->idle.begin(), pool->idle.end());
+    if (!key.starts_with(prefix)) continue;
+    retire.insert(retire.end(), pool->idle.begin(), pool->idle.end());
+    pool->prewarm_pending = 0;
+    keys.push_back(key);
   }
   for (const std::shared_ptr<Slot>& s : retire) RemoveSlot(s);
+  for (const std::string& key : keys) DropIfUnused(key);
 }
 
 Json Invoker::SlotsView(std::string_view tenant) const {
@@ -736,10 +1022,10 @@ Json Invoker::SlotsView(std::string_view tenant) const {
       if (!tenant.empty() && s->fn->tenant != tenant) continue;
       std::string state = "starting";
       if (s->slot) state = s->busy ? "busy" : "idle";
-      Json j = {{"name", s->name},         {"tenant", s->fn->tenant},
-                {"function", s->fn->name}, {"version", s->fn->code_sha256_base64},
-                {"state", state},          {"memory_mib", s->memory_mib},
-                {"invocations", s->served}};
+      Json j = {{"name", s->name},          {"tenant", s->fn->tenant},
+                {"function", s->fn->name},  {"version", s->fn->code_sha256_base64},
+                {"state", state},           {"memory_mib", s->memory_mib},
+                {"invocations", s->served}, {"prewarmed", s->prewarmed}};
       if (s->slot) {
         j["isolation"] = s->slot->isolation().ToJson();
         j["init_ms"] = Ms(s->slot->init_duration());
@@ -757,15 +1043,18 @@ void Invoker::Stop() {
     if (stopping_) return;
     stopping_ = true;
     timers_->tick.cancel();
-    for (const auto& t : timers_->async) t->cancel();
-    timers_->async.clear();
+    for (const auto& t : timers_->pending) t->cancel();
+    timers_->pending.clear();
     std::vector<std::shared_ptr<Slot>> all;
+    for (auto& [key, pool] : pools_) {
+      all.insert(all.end(), pool->slots.begin(), pool->slots.end());
+    }
+    // Calls waiting by affinity join their pools' queues as their slots go.
+    for (const std::shared_ptr<Slot>& s : all) RemoveSlot(s);
     for (auto& [key, pool] : pools_) {
       for (auto& c : pool->queue) queued.push_back(c);
       pool->queue.clear();
-      all.insert(all.end(), pool->slots.begin(), pool->slots.end());
     }
-    for (const std::shared_ptr<Slot>& s : all) RemoveSlot(s);
   }
   for (std::shared_ptr<Call>& call : queued) {
     InvokeResponse response;

@@ -14,6 +14,19 @@
 // runtime that exits or crashes fails its invocation with Runtime.ExitError and is retired;
 // neither affects anything else.
 //
+// A call may carry a routing key (header X-Fpgahost-Routing-Key): it goes to the slot that
+// last served that key while that slot is idle, or waits up to `affinity_wait` for it to free
+// up; otherwise (or when the slot retired) to any slot. State a function keeps in a slot (its
+// /tmp, its memory) is thus seen again by the key's next call, as long as the slot lives.
+//
+// A pre-trigger notification (Prewarm) starts slots ahead of calls that are announced, within
+// the free capacity; their first calls are recorded with start "prewarmed".
+//
+// A synchronous call of a function declared idempotent (host/functions/idempotency.h) whose
+// version, payload and dependencies' state match an earlier success is answered with that
+// success's result without running (start "reused"); identical calls arriving while one runs
+// share its result. Asynchronous events always run.
+//
 // An asynchronous invocation (Event) is accepted (202) into an in-memory queue and run as
 // above; one that ends in a function error or timeout is retried `async_retries` times (Lambda:
 // twice), after `async_retry_delay` and twice that (Lambda: one and two minutes). Throttled
@@ -49,6 +62,7 @@
 #include "host/functions/concurrency_limiter.h"
 #include "host/functions/function_registry.h"
 #include "host/functions/function_slot.h"
+#include "host/functions/idempotency.h"
 #include "host/functions/invocation_records.h"
 #include "host/functions/sandbox.h"
 
@@ -75,7 +89,11 @@ struct InvokeRequest {
   bool log_tail = false;
   std::string client_context;  // JSON, from X-Amz-Client-Context (already decoded)
   std::string trace_id;
+  std::string routing_key;  // affinity: see above; empty for none
 };
+
+// The longest routing key accepted.
+inline constexpr size_t kMaxRoutingKeyBytes = 256;
 
 struct InvokeResponse {
   // Not OK when the invocation was not run: unknown function (ResourceNotFoundException),
@@ -89,6 +107,9 @@ struct InvokeResponse {
   std::string function_error;
   std::string payload;
   std::string log_tail;  // raw bytes; the API base64-encodes them
+  // For an idempotent function's call answered without running: the request id of the call
+  // whose result it is.
+  std::string reused_from;
   // 200 for RequestResponse, 202 for Event, 204 for DryRun.
   unsigned http_status = 200;
 };
@@ -104,9 +125,21 @@ struct InvokerOptions {
   std::chrono::milliseconds async_retry_delay{60'000};
   // Delay before an asynchronous event that was throttled is tried again.
   std::chrono::milliseconds async_throttle_delay{1'000};
+  // How long a call with a routing key waits for the busy slot that last served its key
+  // before it goes to any slot.
+  std::chrono::milliseconds affinity_wait{100};
+  // Routing keys remembered per function version; the least recently used are forgotten.
+  size_t max_routing_keys = 10'000;
   std::string region = "us-east-1";
   int max_pids = 256;
   int64_t tmp_mib = 512;
+};
+
+struct PrewarmResult {
+  int requested = 0;  // slots wanted ready
+  int existing = 0;   // slots the function's version had (idle, busy or starting)
+  int starting = 0;   // slots started now
+  int deferred = 0;   // still to start, when capacity frees up before the window ends
 };
 
 struct InvokerDeps {
@@ -117,6 +150,8 @@ struct InvokerDeps {
   InvocationRecords& records;
   http::IoThreads& io;
   const Clock& clock;
+  // The states of idempotent functions' dependencies.
+  DependencySources dependencies;
 };
 
 class Invoker {
@@ -127,6 +162,15 @@ class Invoker {
   Invoker& operator=(const Invoker&) = delete;
 
   void Invoke(InvokeRequest request, std::function<void(InvokeResponse)> done) EXCLUDES(mu_);
+
+  // A pre-trigger notification: about `count` calls of the function are coming within
+  // `within`. Starts slots until its current version has `count`, within the capacity that is
+  // free (never retiring other functions' slots for it), at most `max_concurrent_starts` at a
+  // time; what cannot start now is tried again until the window ends. The slots run with
+  // AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency, are kept at least until the window
+  // ends, and then retire after the idle timeout. Errors: ResourceNotFoundException.
+  StatusOr<PrewarmResult> Prewarm(std::string_view tenant, std::string_view function, int count,
+                                  std::chrono::seconds within) EXCLUDES(mu_);
 
   // Retires the idle slots of `function` (after it was deleted or changed); busy ones retire
   // when they finish, since their version no longer matches.
@@ -143,17 +187,37 @@ class Invoker {
   struct Call;
   struct Slot;
   struct Pool;
+  // Slots to start, with their version keys.
+  using Starts = std::vector<std::pair<std::string, std::shared_ptr<Slot>>>;
 
   void Submit(std::shared_ptr<Call> call) EXCLUDES(mu_);
   void SubmitAsync(std::shared_ptr<Call> call, std::chrono::milliseconds delay) EXCLUDES(mu_);
   void OnAsyncDone(std::shared_ptr<Call> call, const InvokeResponse& response) EXCLUDES(mu_);
-  // Starts slots for `pool`'s waiting calls as far as limits allow, into `starts`.
-  void PlanStarts(const std::string& key, Pool& pool,
-                  std::vector<std::pair<std::string, std::shared_ptr<Slot>>>& starts) REQUIRES(mu_);
-  // Plans starts for every pool with waiting calls (capacity was freed).
-  void PlanAllStarts(std::vector<std::pair<std::string, std::shared_ptr<Slot>>>& starts)
-      REQUIRES(mu_);
-  void RunStarts(std::vector<std::pair<std::string, std::shared_ptr<Slot>>> starts) EXCLUDES(mu_);
+  // Plans slots for `pool`'s waiting calls, then for its pending pre-warm, as far as limits
+  // allow, into `starts`.
+  void PlanStarts(const std::string& key, Pool& pool, Starts& starts) REQUIRES(mu_);
+  // Plans starts for every pool with waiting calls or pending pre-warm (capacity was freed).
+  void PlanAllStarts(Starts& starts) REQUIRES(mu_);
+  void RunStarts(Starts starts) EXCLUDES(mu_);
+  // Hands `call` an idle slot of `pool` (returned), or queues it and plans starts for it (null
+  // returned); `refused` is set instead when the queue is full.
+  std::shared_ptr<Slot> Place(const std::shared_ptr<Call>& call, Pool& pool, Starts& starts,
+                              InvokeResponse& refused) REQUIRES(mu_);
+  // Marks `slot` busy with `call`: cold, warm or pre-warmed; remembers its routing key. `ready`:
+  // the slot had started before the call reached it.
+  void Assign(Pool& pool, const std::shared_ptr<Slot>& slot, Call& call, bool ready) REQUIRES(mu_);
+  // The live slot that last served `call`'s routing key, if any.
+  std::shared_ptr<Slot> AffineSlot(Pool& pool, const Call& call) REQUIRES(mu_);
+  // A call waiting for its affine slot waited long enough: any slot will do.
+  void OnAffinityWaitOver(std::shared_ptr<Call> call) EXCLUDES(mu_);
+  // Answers a call that was refused before it ran.
+  void Refuse(std::shared_ptr<Call> call, InvokeResponse refused) EXCLUDES(mu_);
+  // Runs `fire` on an I/O thread after `delay`, or `cancelled` (if any) when the invoker
+  // stops first.
+  void After(std::chrono::milliseconds delay, std::function<void()> fire,
+             std::function<void()> cancelled) EXCLUDES(mu_);
+  // Drops the pool at `key` when nothing is in it or planned for it.
+  void DropIfUnused(const std::string& key) REQUIRES(mu_);
   void StartSlot(std::string key, std::shared_ptr<Slot> slot) EXCLUDES(mu_);
   void Dispatch(std::shared_ptr<Slot> slot, std::shared_ptr<Call> call) EXCLUDES(mu_);
   void OnOutcome(std::shared_ptr<Slot> slot, std::shared_ptr<Call> call, SlotOutcome outcome)
@@ -166,14 +230,24 @@ class Invoker {
   void Finish(std::shared_ptr<Call> call, InvokeResponse response, InvocationRecord record,
               std::string log) EXCLUDES(mu_);
   void Throttled(const InvokeRequest& request, std::string request_id, std::string_view reason);
+  // An idempotent call answered with the result of the call that ran (`shared`: it waited for
+  // that call, which was running).
+  void AnswerReused(const Call& call, const ReuseCache::Result& result,
+                    const std::function<void(InvokeResponse)>& done, bool shared);
+  // The call that ran for an idempotent key ended: its result is kept and shared.
+  void CompleteReuse(const Call& call, const InvokeResponse& response);
   void Tick() EXCLUDES(mu_);
   void ArmTick() EXCLUDES(mu_);
-  SandboxSpec SpecFor(const FunctionConfig& f, const std::string& slot_name) const;
+  SandboxSpec SpecFor(const FunctionConfig& f, const Slot& slot) const;
 
   InvokerDeps deps_;
   const InvokerOptions options_;
+  // In every slot's name: the sandboxes' cgroups of two daemons in one cgroup (tests, a laptop)
+  // must not share names.
+  const std::string instance_;
   // Slots start on these threads, which live as long as the invoker: a sandbox dies with
   // the thread that started it.
+  ReuseCache reuse_;
   ThreadPool starters_;
   // Where slots are killed.
   ThreadPool reaper_;

@@ -11,6 +11,7 @@
 
 #include "common/base64.h"
 #include "common/json.h"
+#include "tests/support/bash_runtime.h"
 #include "tests/support/fleet_daemon_test.h"
 #include "tests/support/zip_builder.h"
 
@@ -20,37 +21,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// A Lambda runtime loop in bash over /dev/tcp: `next` fills $id and $event, `respond BODY`
-// and `fail BODY` answer the current invocation.
-constexpr char kRuntime[] = R"(#!/bin/bash
-export LC_ALL=C
-api=$AWS_LAMBDA_RUNTIME_API; host=${api%:*}; port=${api##*:}
-next() {
-  exec 3<>"/dev/tcp/$host/$port" || exit 1
-  printf 'GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
-  len=0; id=
-  while IFS= read -r l <&3; do
-    l=${l%$'\r'}; [ -z "$l" ] && break
-    case "${l,,}" in
-      content-length:*) len=${l#*: } ;;
-      lambda-runtime-aws-request-id:*) id=${l#*: } ;;
-    esac
-  done
-  event=; [ "$len" -gt 0 ] && IFS= read -r -d '' -N "$len" event <&3
-  exec 3<&-
-}
-post() {
-  exec 3<>"/dev/tcp/$host/$port" || exit 1
-  printf 'POST /2018-06-01/runtime/invocation/%s/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' "$id" "$1" "${#2}" "$2" >&3
-  cat <&3 >/dev/null; exec 3<&-
-}
-respond() { post response "$1"; }
-fail() { post error "$1"; }
-)";
-
-std::string Function(const std::string& body) {
-  return testing::MakeZip({{"bootstrap", std::string(kRuntime) + body, testing::kFile | 0755}});
-}
+using testing::Function;
 
 class InvokeTest : public testing::FleetDaemonTest {
  protected:

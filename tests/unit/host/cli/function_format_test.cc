@@ -223,10 +223,10 @@ TEST(FormatInvocationsTest, TableInTheOrderGiven) {
   }
   ASSERT_EQ(lines.size(), 3u) << text;
   EXPECT_THAT(lines[0], StartsWith("STARTED  "));
-  EXPECT_THAT(lines[0], HasSubstr("REQUEST_ID  FUNCTION  TYPE   START  STATE"));
-  EXPECT_THAT(lines[1], HasSubstr("req-2       echo      async  warm   failed     0.210"));
+  EXPECT_THAT(lines[0], HasSubstr("REQUEST_ID  FUNCTION  TYPE   SLOT    START  STATE"));
+  EXPECT_THAT(lines[1], HasSubstr("req-2       echo      async  slot-1  warm   failed     0.210"));
   EXPECT_THAT(lines[1], HasSubstr("-        0.050      EchoError"));
-  EXPECT_THAT(lines[2], HasSubstr("req-1       echo      sync   cold   succeeded  3.500"));
+  EXPECT_THAT(lines[2], HasSubstr("req-1       echo      sync   slot-1  cold   succeeded  3.500"));
   EXPECT_THAT(lines[2], HasSubstr("41.0"));
 }
 

@@ -81,6 +81,7 @@ TEST(ConfigTest, BadValuesNameTheKey) {
            {{"--http-threads", "0"}, "http-threads = 0"},
            {{"--http-threads", "many"}, "http-threads"},
            {{"--http-idle-timeout", "-1"}, "http-idle-timeout"},
+           {{"--function-affinity-wait", "60001"}, "function-affinity-wait = 60001"},
        }) {
     auto p = Parse(c.args);
     ASSERT_FALSE(p.ok()) << c.args[0];
