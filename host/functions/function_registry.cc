@@ -1,6 +1,7 @@
 #include "host/functions/function_registry.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <system_error>
@@ -105,11 +106,12 @@ Status CheckConfig(const FunctionConfig& f) {
 }
 
 Json ConfigToJson(const FunctionConfig& f) {
-  Json j = {{"description", f.description}, {"runtime", f.runtime},
-            {"handler", f.handler},         {"role", f.role},
-            {"memory_mib", f.memory_mib},   {"timeout_seconds", f.timeout_seconds},
-            {"environment", f.environment}, {"code_sha256_base64", f.code_sha256_base64},
-            {"code_size", f.code_size},     {"last_modified", f.last_modified}};
+  Json j = {{"description", f.description},  {"runtime", f.runtime},
+            {"handler", f.handler},          {"role", f.role},
+            {"memory_mib", f.memory_mib},    {"timeout_seconds", f.timeout_seconds},
+            {"environment", f.environment},  {"code_sha256_base64", f.code_sha256_base64},
+            {"code_size", f.code_size},      {"last_modified", f.last_modified},
+            {"cpu_features", f.cpu_features}};
   j["reserved_concurrency"] =
       f.reserved_concurrency ? Json(*f.reserved_concurrency) : Json(nullptr);
   j["idempotency"] = f.idempotency ? f.idempotency->ToJson() : Json(nullptr);
@@ -140,6 +142,12 @@ FunctionConfig ConfigFromRow(const Statement& q) {
     if (j.contains("idempotency") && j["idempotency"].is_object()) {
       StatusOr<IdempotencySpec> spec = IdempotencySpec::FromJson(j["idempotency"]);
       if (spec.ok()) f.idempotency = *std::move(spec);
+    }
+    // Absent from rows written before CPU features were recorded: none known.
+    if (j.contains("cpu_features") && j["cpu_features"].is_array()) {
+      for (const Json& feature : j["cpu_features"]) {
+        if (feature.is_string()) f.cpu_features.push_back(feature.get<std::string>());
+      }
     }
   }
   f.code_sha256_hex = q.ColumnText(3);
@@ -194,13 +202,19 @@ Json FunctionConfigurationJson(const FunctionConfig& f, std::string_view region,
           {"LastUpdateStatus", "Successful"},
           {"PackageType", "Zip"},
           {"Architectures", {"x86_64"}},
+          {"CpuFeatures", f.cpu_features},
           // fpgahost's own: null unless the function was declared idempotent.
           {"Idempotency", f.idempotency ? f.idempotency->ToJson() : Json(nullptr)}};
 }
 
 FunctionRegistry::FunctionRegistry(StateStore& store, fs::path code_root, const Clock& clock,
-                                   BundleLimits limits)
-    : store_(store), code_root_(std::move(code_root)), clock_(clock), limits_(limits) {}
+                                   BundleLimits limits, HostCpu host_cpu, CpuScanLimits scan_limits)
+    : store_(store),
+      code_root_(std::move(code_root)),
+      clock_(clock),
+      limits_(limits),
+      host_cpu_(std::move(host_cpu)),
+      scan_limits_(scan_limits) {}
 
 fs::path FunctionRegistry::CodeDir(const FunctionConfig& f) const {
   return code_root_ / f.code_sha256_hex;
@@ -246,11 +260,20 @@ StatusOr<FunctionConfig> FunctionRegistry::Create(FunctionConfig config,
     StatusOr<BundleInfo> extracted = ExtractBundle(zip_bytes, dir, limits_);
     if (!extracted.ok()) return extracted.status().WithContext("storing the code");
   }
+  // Scanned even when the code was there already: the host's CPU may differ from the one that
+  // accepted it, and the scan is bounded by scan_limits_.
+  StatusOr<std::vector<std::string>> features = CheckCpuFeatures(dir);
+  if (!features.ok()) {
+    CollectCode(config.code_sha256_hex);
+    return features.status();
+  }
+  config.cpu_features = *std::move(features);
   Status saved = store_.InTransaction([&](SqliteDb& db) -> Status {
     RETURN_IF_ERROR(Save(db, config));
-    return AppendEvent(
-        db, clock_, "function.created", config.tenant + "/" + config.name,
-        {{"code_sha256", config.code_sha256_base64}, {"memory_mib", config.memory_mib}});
+    return AppendEvent(db, clock_, "function.created", config.tenant + "/" + config.name,
+                       {{"code_sha256", config.code_sha256_base64},
+                        {"memory_mib", config.memory_mib},
+                        {"cpu_features", config.cpu_features}});
   });
   if (!saved.ok()) {
     CollectCode(config.code_sha256_hex);
@@ -348,6 +371,31 @@ StatusOr<FunctionConfig> FunctionRegistry::SetIdempotency(std::string_view tenan
   RETURN_IF_ERROR(store_.InTransaction([&](SqliteDb& db) { return Save(db, f); }));
   Cache(f);
   return f;
+}
+
+StatusOr<std::vector<std::string>> FunctionRegistry::CheckCpuFeatures(const fs::path& dir) const {
+  StatusOr<CpuFeatureReport> report = ScanBundle(dir, scan_limits_);
+  if (!report.ok()) {
+    Status s = report.status();
+    if (s.code() != StatusCode::kInvalidArgument) return s.WithContext("scanning the code");
+    return Invalid(fmt::format("Code.ZipFile: {} ({})", s.message(), s.reason()));
+  }
+  if (!report->skipped.empty()) {
+    spdlog::warn("functions: {} not scanned for CPU features: over {} bytes of code in all",
+                 fmt::join(report->skipped, ", "), scan_limits_.max_code_bytes);
+  }
+  std::vector<std::string> missing = MissingFeatures(report->features, host_cpu_);
+  if (missing.empty()) return std::move(report->features);
+  // Which files need which of the missing features, so the user knows what to rebuild.
+  std::vector<std::string> uses;
+  for (const FileCpuFeatures& file : report->files) {
+    std::vector<std::string> lacking = MissingFeatures(file.features, host_cpu_);
+    if (!lacking.empty()) {
+      uses.push_back(fmt::format("{}: {}", file.path, fmt::join(lacking, ", ")));
+    }
+  }
+  return Invalid(fmt::format("the function's code uses CPU features this host lacks: {} ({})",
+                             fmt::join(missing, ", "), fmt::join(uses, "; ")));
 }
 
 void FunctionRegistry::CollectCode(const std::string& sha256) {

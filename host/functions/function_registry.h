@@ -8,6 +8,12 @@
 // no function refers to it any more. The version is the code digest ("$LATEST" in Lambda's
 // terms, with CodeSha256 telling versions apart).
 //
+// CPU features: at create, the extracted bundle is scanned for the instruction-set extensions
+// its binaries use (host/functions/cpu_features.h), which are recorded on the function as
+// /proc/cpuinfo flag names. A function that uses a feature the host's CPU lacks is refused
+// (InvalidParameterValueException naming the missing features and the files that use them) and
+// its extracted code removed; the record is what a multi-host scheduler places functions by.
+//
 // Names are per tenant: two tenants may both have a function "echo"; a tenant never sees
 // another's (ResourceNotFoundException, as if it did not exist).
 //
@@ -34,6 +40,7 @@
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "host/functions/bundle.h"
+#include "host/functions/cpu_features.h"
 #include "host/functions/idempotency.h"
 #include "host/store/state_store.h"
 
@@ -64,6 +71,10 @@ struct FunctionConfig {
   std::string code_sha256_base64;
   uint64_t code_size = 0;
   std::string last_modified;  // Lambda's format: 2026-11-28T10:52:40.784+0000
+  // The CPU features the code needs (/proc/cpuinfo flag names, sorted, unique): found by
+  // scanning its binaries, or declared by the bundle (cpu_features.h). Empty for functions
+  // created before the scan existed.
+  std::vector<std::string> cpu_features;
 };
 
 // The 12-digit AWS account id a tenant's ARNs carry: stable, derived from its name.
@@ -72,19 +83,24 @@ std::string LambdaAccountId(std::string_view tenant);
 // arn:aws:lambda:<region>:<account>:function:<name>
 std::string FunctionArn(const FunctionConfig& f, std::string_view region);
 
-// Lambda's FunctionConfiguration shape, with `region` and `account` in the ARN.
+// Lambda's FunctionConfiguration shape, with `region` and `account` in the ARN, plus
+// "CpuFeatures" (fpgahost's: the recorded CPU features; Lambda clients ignore fields they do not
+// know).
 Json FunctionConfigurationJson(const FunctionConfig& f, std::string_view region,
                                std::string_view account);
 
 class FunctionRegistry {
  public:
-  // `code_root` is created when missing.
+  // `code_root` is created when missing. Functions are checked against `host_cpu` (this
+  // machine's by default; tests pass a made-up one).
   FunctionRegistry(StateStore& store, std::filesystem::path code_root, const Clock& clock,
-                   BundleLimits limits = {});
+                   BundleLimits limits = {}, HostCpu host_cpu = ThisHostCpu(),
+                   CpuScanLimits scan_limits = {});
 
   // Checks the configuration as Lambda does (name 1-64 of [A-Za-z0-9_-], memory 128-10240 MiB,
   // timeout 1-900 s, environment at most 4 KB, runtime one of provided, provided.al2,
-  // provided.al2023), validates and stores the code, records the function.
+  // provided.al2023), validates and stores the code, finds the CPU features it needs and
+  // refuses it when the host lacks any, records the function.
   StatusOr<FunctionConfig> Create(FunctionConfig config, std::string_view zip_bytes) EXCLUDES(mu_);
   StatusOr<FunctionConfig> Get(std::string_view tenant, std::string_view name) const;
   // Every function of `tenant` (every tenant's when empty), by name.
@@ -111,11 +127,15 @@ class FunctionRegistry {
   Status Save(SqliteDb& db, const FunctionConfig& f) const;
   // Removes <code_root>/<sha256> when no function refers to it. Caller holds mu_.
   void CollectCode(const std::string& sha256) REQUIRES(mu_);
+  // The CPU features of the code extracted at `dir`, or why the function cannot be created.
+  StatusOr<std::vector<std::string>> CheckCpuFeatures(const std::filesystem::path& dir) const;
 
   StateStore& store_;
   const std::filesystem::path code_root_;
   const Clock& clock_;
   const BundleLimits limits_;
+  const HostCpu host_cpu_;
+  const CpuScanLimits scan_limits_;
   // Orders code extraction and collection against each other.
   Mutex mu_ ACQUIRED_BEFORE(cache_mu_);
   // Find's cache: "tenant/name" -> configuration. Changes update it after they commit.
