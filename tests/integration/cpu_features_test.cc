@@ -70,7 +70,9 @@ TEST_F(CpuFeaturesApiTest, AmxBootstrapIsRefusedNamingTheMissingFeatures) {
   std::string message = Json::parse(r.body, nullptr, false).value("message", "");
   EXPECT_THAT(message, HasSubstr("the function's code uses CPU features this host lacks: "));
   for (const char* flag : {"amx_int8", "amx_tile"}) {
-    if (!HostHas(flag)) EXPECT_THAT(message, HasSubstr(flag)) << message;
+    if (!HostHas(flag)) {
+      EXPECT_THAT(message, HasSubstr(flag)) << message;
+    }
   }
   EXPECT_THAT(message, HasSubstr("(bootstrap: ")) << message;
 

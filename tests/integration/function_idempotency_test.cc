@@ -157,7 +157,9 @@ TEST_F(FunctionIdempotencyTest, IdenticalCallsAtOnceRunOnceAndShareTheResult) {
   }
   EXPECT_EQ(reused, 4);
   for (const Answer& a : answers) {
-    if (!a.reused_from.empty()) EXPECT_EQ(a.reused_from, ran);
+    if (!a.reused_from.empty()) {
+      EXPECT_EQ(a.reused_from, ran);
+    }
   }
 }
 
