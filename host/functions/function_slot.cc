@@ -62,6 +62,13 @@ StatusOr<std::shared_ptr<FunctionSlot>> FunctionSlot::Start(Sandbox& sandbox,
   std::weak_ptr<FunctionSlot> weak = slot;
   RuntimeApiOptions options;
   options.io_threads = &io;
+  options.extensions = process->isolation().extensions;
+  // What an extension's registration is answered with: the function as its runtime sees it.
+  for (const auto& [key, value] : spec.env) {
+    if (key == "AWS_LAMBDA_FUNCTION_NAME") options.function_name = value;
+    if (key == "AWS_LAMBDA_FUNCTION_VERSION") options.function_version = value;
+    if (key == "_HANDLER") options.handler = value;
+  }
   options.on_first_next = [weak] {
     std::shared_ptr<FunctionSlot> s = weak.lock();
     if (!s) return;
@@ -79,7 +86,8 @@ StatusOr<std::shared_ptr<FunctionSlot>> FunctionSlot::Start(Sandbox& sandbox,
         }
         s->isolation_ = s->process_->isolation();
       }
-      hook = s->hooks_.on_ready;
+      // A slot shut down while it initialised is not ready for anything.
+      if (s->state_ != State::kRetired) hook = s->hooks_.on_ready;
     }
     if (hook) hook();
   };
@@ -219,6 +227,8 @@ void FunctionSlot::OnExit() {
     if (state_ != State::kRetired) {
       ReleaseProcessLocked();
       retired_now = true;
+    } else if (process_) {
+      ReleaseProcessLocked();  // ended during a Shutdown's grace: nothing left to wait for
     }
   }
   if (retired_now && hooks_.on_retired) hooks_.on_retired();
@@ -326,17 +336,53 @@ void FunctionSlot::Kill() {
   ReleaseProcessLocked();
 }
 
+void FunctionSlot::Shutdown(std::chrono::milliseconds grace) {
+  std::shared_ptr<RuntimeApi> api;
+  std::weak_ptr<FunctionSlot> weak = weak_from_this();
+  {
+    MutexLock lock(mu_);
+    if (state_ == State::kRetired) return;
+    lost_ = true;
+    if (done_ || !api_ || !io_ || grace <= std::chrono::milliseconds(0)) {
+      ReleaseProcessLocked();
+      return;
+    }
+    state_ = State::kRetired;
+    api = api_;
+    // The timer is free: no invocation is in progress.
+    io_->timer.expires_after(grace);
+    io_->timer.async_wait([weak](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto s = weak.lock()) s->Kill();
+    });
+  }
+  // Outside mu_: the Runtime API calls back (into Kill) without its own lock held.
+  bool waiting =
+      api->Shutdown(ShutdownReason::kSpindown, std::chrono::system_clock::now() + grace, [weak] {
+        if (auto s = weak.lock()) s->Kill();
+      });
+  if (!waiting) {
+    Kill();
+  } else {
+    spdlog::debug("function slot {}: shutting down, extensions have {} ms", name_, grace.count());
+  }
+}
+
 void FunctionSlot::ReleaseProcessLocked() {
   state_ = State::kRetired;
   io_.reset();  // cancels the waits; their handlers see operation_aborted
   if (!process_ && !api_) return;
+  // The Runtime API never calls back under its own lock, so asking it under mu_ is safe.
+  if (api_) final_extensions_ = api_->Extensions();
   // Closing the Runtime API fails an invocation in progress (OnResult reports it); killing
   // the sandbox waits for its processes. Neither may run on an I/O thread or under mu_.
-  blocking_.Post([api = std::move(api_), process = std::move(process_)]() mutable {
+  blocking_.Post([api = std::move(api_), process = std::move(process_),
+                  stopped = hooks_.on_stopped]() mutable {
     if (api) api->Close();
     if (process) process->Kill().IgnoreError();
     api.reset();
     process.reset();
+    if (stopped) stopped();
   });
 }
 
@@ -358,6 +404,11 @@ std::chrono::microseconds FunctionSlot::init_duration() const {
 std::optional<int> FunctionSlot::exit_status() const {
   MutexLock lock(mu_);
   return exit_status_;
+}
+
+std::vector<ExtensionStatus> FunctionSlot::extensions() const {
+  MutexLock lock(mu_);
+  return api_ ? api_->Extensions() : final_extensions_;
 }
 
 }  // namespace fpgahost::functions

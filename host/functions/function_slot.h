@@ -3,8 +3,19 @@
 // timed out, and its end noticed. The slot pool (invoker.h) decides which slot runs what.
 //
 // States (DESIGN.md): starting -> idle <-> busy -> retired. A slot is `starting` until its
-// runtime first asks for an event (Ready), `busy` while an invocation is in it, `retired` once
-// it was killed or its runtime ended; a retired slot never runs anything again.
+// initialisation is over (its runtime first asks for an event and each of its extensions has
+// registered and asked for its first), `busy` while an invocation is in it, `retired` once it
+// was killed, shut down or its runtime ended; a retired slot never runs anything again.
+//
+// Extensions (Lambda's external extensions, runtime_api.h): the executables in the bundle's
+// `extensions/` directory, which the sandbox shows at /opt/extensions and starts, sorted by name,
+// before the runtime. They run inside the slot's own sandbox, as processes of the same
+// namespaces, cgroup and user as the runtime: an extension sees its own slot and nothing of
+// any other slot, tenant or the host. They reach the Extensions API at the runtime's address
+// (AWS_LAMBDA_RUNTIME_API), their stdout and stderr go to the slot's log like the runtime's,
+// and they die with the sandbox. An invocation ends once the runtime has answered and the
+// extensions registered for INVOKE have asked for their next event, so their output about it
+// lands in its log and their work in its duration.
 //
 // An invocation ends in exactly one SlotOutcome: the runtime's answer, or a failure the slot
 // itself reports: Sandbox.Timedout (the function's timeout passed: the slot is killed, as on
@@ -12,16 +23,19 @@
 // stdout and stderr between the previous invocation's end and this one's end belong to this
 // invocation's log (so output of a cold slot's initialisation shows in its first invocation).
 //
-// Threads: events come on the shared I/O threads; killing the sandbox may block, so Kill runs
-// on the `blocking` pool given at Start, which must outlive the slot. `done` and the hooks run
-// on an I/O thread or on that pool, never under the slot's lock, and must not block.
+// Threads: events come on the shared I/O threads; killing the sandbox may block, so Kill and
+// Shutdown kill it on the `blocking` pool given at Start, which must outlive the slot. `done` and
+// the hooks run on an I/O thread or on that pool, never under the slot's lock, and must not
+// block.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "common/thread_annotations.h"
@@ -51,12 +65,18 @@ class FunctionSlot : public std::enable_shared_from_this<FunctionSlot> {
   enum class State { kStarting, kIdle, kBusy, kRetired };
 
   struct Hooks {
-    // The runtime asked for its first event: initialisation is over.
+    // Initialisation is over: the runtime (and each extension) asked for its first event.
+    // Not called once the slot retired.
     std::function<void()> on_ready;
     // The slot retired by itself: its runtime ended outside an invocation, or posted
-    // init/error. Not called after Kill.
+    // init/error (or an extension did). Not called after Kill or Shutdown.
     std::function<void()> on_retired;
+    // The sandbox has been killed and reaped, however the slot retired (on the blocking pool).
+    std::function<void()> on_stopped;
   };
+
+  // How long Lambda gives extensions to finish on SHUTDOWN.
+  static constexpr std::chrono::milliseconds kShutdownGrace{2'000};
 
   // Starts `spec` in `sandbox` (blocking: call it off the I/O threads, from a thread that
   // outlives the slot, see BwrapSandbox's --die-with-parent) and serves its Runtime API on
@@ -75,8 +95,16 @@ class FunctionSlot : public std::enable_shared_from_this<FunctionSlot> {
                 std::function<void(SlotOutcome)> done) EXCLUDES(mu_);
 
   // Retires the slot: an invocation in progress fails with Sandbox.Failure, the sandbox is
-  // killed on the blocking pool. Idempotent; any thread.
+  // killed on the blocking pool. Idempotent; any thread; cuts a Shutdown's grace short.
   void Kill() EXCLUDES(mu_);
+
+  // Retires the slot gracefully, Lambda's Shutdown phase: at once the slot is `retired` (Invoke
+  // refused, on_retired not called); when extensions registered for SHUTDOWN, each gets
+  // {"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":now + grace} and the sandbox
+  // is killed once all of them have asked for their next event again (or posted exit/error),
+  // or at the deadline, whichever comes first. Without such extensions, while an invocation is
+  // in progress, or with grace <= 0, it is exactly Kill. Idempotent; any thread; never blocks.
+  void Shutdown(std::chrono::milliseconds grace = kShutdownGrace) EXCLUDES(mu_);
 
   State state() const EXCLUDES(mu_);
   const std::string& name() const { return name_; }
@@ -86,6 +114,8 @@ class FunctionSlot : public std::enable_shared_from_this<FunctionSlot> {
   std::chrono::microseconds init_duration() const EXCLUDES(mu_);
   // The runtime's exit status once it has ended.
   std::optional<int> exit_status() const EXCLUDES(mu_);
+  // The slot's extensions and their registrations; as they were at the end once retired.
+  std::vector<ExtensionStatus> extensions() const EXCLUDES(mu_);
 
  private:
   struct Io;  // the asio objects watching the sandbox's descriptors
@@ -125,6 +155,8 @@ class FunctionSlot : public std::enable_shared_from_this<FunctionSlot> {
   bool log_truncated_ GUARDED_BY(mu_) = false;
   bool stdout_open_ GUARDED_BY(mu_) = true;
   bool stderr_open_ GUARDED_BY(mu_) = true;
+  // extensions() once the Runtime API is gone.
+  std::vector<ExtensionStatus> final_extensions_ GUARDED_BY(mu_);
 };
 
 }  // namespace fpgahost::functions

@@ -641,7 +641,15 @@ void Invoker::RemoveSlot(const std::shared_ptr<Slot>& slot) {
     slot->waiters.clear();
     DropIfUnused(slot->key);
   }
-  if (slot->slot) slot->slot->Kill();
+  if (!slot->slot) return;
+  // Retiring a slot is Lambda's Shutdown phase: its extensions hear SHUTDOWN and get up to two
+  // seconds (a slot without them, or one that failed, is killed at once). fpgahostd stopping
+  // does not wait.
+  if (stopping_) {
+    slot->slot->Kill();
+  } else {
+    slot->slot->Shutdown();
+  }
 }
 
 void Invoker::RunStarts(Starts starts) {

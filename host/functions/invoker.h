@@ -10,8 +10,9 @@
 // for a slot of its own function to free up, at most its function's timeout.
 //
 // After an invocation the slot stays warm for the next call of that version; idle slots
-// retire after `idle_timeout`. A timed-out invocation kills its slot (Task timed out); a
-// runtime that exits or crashes fails its invocation with Runtime.ExitError and is retired;
+// retire after `idle_timeout`, through Lambda's Shutdown phase (FunctionSlot::Shutdown: the
+// function's extensions hear SHUTDOWN first). A timed-out invocation kills its slot (Task timed
+// out); a runtime that exits or crashes fails its invocation with Runtime.ExitError and is retired;
 // neither affects anything else.
 //
 // A call may carry a routing key (header X-Fpgahost-Routing-Key): it goes to the slot that

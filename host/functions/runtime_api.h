@@ -1,7 +1,8 @@
-// The AWS Lambda Runtime API (version 2018-06-01) for one function slot, so a function's
-// `bootstrap` (any custom runtime written for Lambda) runs unchanged: it finds the API at
-// AWS_LAMBDA_RUNTIME_API (127.0.0.1:9001 inside the slot's network namespace), whose listening
-// socket the slot's creator hands to RuntimeApi::Adopt.
+// The AWS Lambda Runtime API (version 2018-06-01) and Extensions API (version 2020-01-01) for
+// one function slot, so a function's `bootstrap` (any custom runtime written for Lambda) and its
+// external extensions run unchanged: they find the API at AWS_LAMBDA_RUNTIME_API (127.0.0.1:9001
+// inside the slot's network namespace), whose listening socket the slot's creator hands to
+// RuntimeApi::Adopt.
 //
 // The runtime's side, as Lambda defines it:
 //   GET  /2018-06-01/runtime/invocation/next           long poll; 200 with the event payload
@@ -17,13 +18,44 @@
 // fails with Function.ResponseSizeTooLarge, as on Lambda). As on Lambda, error bodies are
 // passed on as sent, JSON or not.
 //
+// The extensions' side (RuntimeApiOptions::extensions names the executables the sandbox started
+// from /opt/extensions; each is a process of the same sandbox as the runtime):
+//   POST /2020-01-01/extension/register    header Lambda-Extension-Name (the file's name), body
+//        {"events":["INVOKE","SHUTDOWN"]} (either, both or none); 200 with the header
+//        Lambda-Extension-Identifier (a fresh UUID) and {"functionName","functionVersion",
+//        "handler"}. Only while the slot initialises.
+//   GET  /2020-01-01/extension/event/next  header Lambda-Extension-Identifier; long poll; 200 with
+//        {"eventType":"INVOKE","deadlineMs","requestId","invokedFunctionArn","tracing"} or
+//        {"eventType":"SHUTDOWN","shutdownReason","deadlineMs"}, header
+//        Lambda-Extension-Event-Identifier
+//   POST /2020-01-01/extension/init/error  header Lambda-Extension-Function-Error-Type; 202; fails
+//        the slot's initialisation as the runtime's init/error does
+//   POST /2020-01-01/extension/exit/error  same header; 202; the extension is done (recorded,
+//        no longer waited for)
+// Refusals, all 403 as on Lambda: Extension.InvalidExtensionName (no name, or not one of
+// `extensions`), InvalidRequestFormat (a body that is not {"events":[...]}),
+// Extension.InvalidEventType, Extension.RegistrationClosed (after initialisation),
+// Extension.InvalidExtensionState (registered twice; a call the extension's state does not
+// allow), Extension.MissingExtensionIdentifier, Extension.InvalidExtensionIdentifier (not a
+// UUID), Extension.UnknownExtensionIdentifier, Extension.MissingHeader.
+//
+// Lambda's lifecycle, kept here: the slot's initialisation ends (on_first_next) once the
+// runtime has asked for `next` and every extension of `extensions` has registered (or posted
+// exit/error) and asked for its first event; an invocation reaches the runtime only then. It is
+// delivered to the runtime and to the extensions registered for INVOKE together, and it ends
+// (`done`) once the runtime has answered AND each of those extensions has asked for its next
+// event again, so their post-invocation work is part of it. An extension that never asks again
+// holds the invocation until the owner's timeout fails it (Fail). Without extensions none of
+// this costs anything: `done` comes with the runtime's answer, as before.
+//
 // The slot owner's side: Dispatch one invocation at a time (Lambda semantics), get its
-// result through the `done` callback, choose warm slots by Ready().
+// result through the `done` callback, choose warm slots by Ready(), retire gracefully with
+// Shutdown.
 //
 // Thread-safety: all methods may be called from any thread, except that Close (and the
 // destructor) must not be called from an I/O thread, that is from a `done` or
 // `on_init_error` callback. Callbacks run on an I/O thread or on the thread calling
-// Fail/RuntimeExited/Close, never under a lock held by RuntimeApi, and must not block.
+// Fail/RuntimeExited/Shutdown/Close, never under a lock held by RuntimeApi, and must not block.
 #pragma once
 
 #include <chrono>
@@ -34,6 +66,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "common/status.h"
 #include "host/http/http_server.h"
@@ -88,14 +121,36 @@ struct RuntimeFailure {
 
 using InvocationResult = std::variant<InvocationResponse, FunctionError, InitError, RuntimeFailure>;
 
+// Why a slot shuts down, Lambda's SHUTDOWN event's shutdownReason.
+enum class ShutdownReason { kSpindown, kTimeout, kFailure };
+
+// One extension as the Runtime API sees it.
+struct ExtensionStatus {
+  std::string name;
+  // "Launched" (not registered yet), "Registered", "Ready" (waiting for an event), "Running"
+  // (working on an event), "Exited" (posted exit/error), "InitError" (posted init/error).
+  std::string state;
+  bool invoke = false;     // registered for INVOKE
+  bool shutdown = false;   // registered for SHUTDOWN
+  std::string error_type;  // from exit/error or init/error
+};
+
 struct RuntimeApiOptions {
   // Shared I/O threads (recommended: one pool for all slots). Null: the slot's server runs
   // one thread of its own.
   http::IoThreads* io_threads = nullptr;
   // Called once when the runtime posts /runtime/init/error.
   std::function<void(const InitError&)> on_init_error;
-  // Called once when the runtime first asks for `next`: its initialisation is over.
+  // Called once when the slot's initialisation is over: the runtime first asked for `next`
+  // and every extension registered (or exited) and asked for its first event.
   std::function<void()> on_first_next;
+  // The extensions the sandbox started (file names in /opt/extensions; Lambda allows 10): only
+  // these may register, and initialisation waits for each of them.
+  std::vector<std::string> extensions;
+  // What extension/register answers with.
+  std::string function_name;
+  std::string function_version = "$LATEST";
+  std::string handler;
   // How long Close waits for a request being uploaded before cutting it off.
   std::chrono::milliseconds close_grace{2'000};
 };
@@ -126,13 +181,25 @@ class RuntimeApi {
   // that invocation is not in progress (already answered, never dispatched).
   Status Fail(std::string_view request_id, RuntimeFailure failure);
 
+  // The slot retires (Lambda's Shutdown phase): Dispatch fails from now on (SLOT_CLOSED), an
+  // invocation in progress fails with kErrorTypeSandboxFailure, and every extension registered
+  // for SHUTDOWN gets {"eventType":"SHUTDOWN","shutdownReason":reason,"deadlineMs":deadline},
+  // now or when it next asks. `done` is called once each of them has asked for its next event
+  // again or posted exit/error. Returns false, without calling `done`, when no extension is
+  // registered for SHUTDOWN; `done` is not called after Close either. Only the first call counts.
+  bool Shutdown(ShutdownReason reason, std::chrono::system_clock::time_point deadline,
+                std::function<void()> done);
+
+  // The extensions of `extensions`, in that order, with their registration and state.
+  std::vector<ExtensionStatus> Extensions() const;
+
   // The runtime process is gone: fails the invocation in progress (if any) with `failure`,
   // forgets a pending `next`, and accepts a new runtime process (init/error allowed again).
   void RuntimeExited(RuntimeFailure failure);
 
-  // Stops serving: a pending `next` is cut off (its connection closed), an invocation in
-  // progress fails with kErrorTypeSandboxFailure, later Dispatch calls fail. Waits up to
-  // close_grace for uploads in flight. Idempotent.
+  // Stops serving: pending `next`s (the runtime's and extensions') are cut off (their
+  // connections closed), an invocation in progress fails with kErrorTypeSandboxFailure, later
+  // Dispatch calls fail. Waits up to close_grace for uploads in flight. Idempotent.
   void Close();
 
   // The port of the adopted socket.

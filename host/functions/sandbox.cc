@@ -43,6 +43,7 @@ Json Isolation::ToJson() const {
       {"runtime_api_in_sandbox_netns", runtime_api_in_sandbox_netns},
       {"cgroup", std::move(cgroup)},
       {"notes", notes},
+      {"extensions", extensions},
   };
 }
 

@@ -33,8 +33,13 @@
 
 namespace fpgahost::functions {
 
+// Lambda's limit on extensions per function.
+inline constexpr size_t kMaxSandboxExtensions = 10;
+
 struct SandboxSpec {
-  // The unpacked bundle, mounted read-only at /var/task (the working directory).
+  // The unpacked bundle, mounted read-only at /var/task (the working directory). Its
+  // `extensions/` directory, when it has one, is Lambda's /opt/extensions: every file in it
+  // (at most kMaxSandboxExtensions, by name) is started as an extension beside argv.
   std::filesystem::path task_dir;
   // What runs, as a path inside the sandbox: {"/var/task/bootstrap"}. argv[0] is absolute.
   std::vector<std::string> argv;
@@ -101,6 +106,10 @@ struct Isolation {
 
   // Why something above is missing or weaker than asked.
   std::vector<std::string> notes;
+
+  // The extensions (files of /opt/extensions) the launcher started, by name, just before it
+  // executed the runtime: processes of this same sandbox, so every item above applies to them.
+  std::vector<std::string> extensions;
 
   Json ToJson() const;
 };

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -135,6 +136,44 @@ Status ValidateSpec(const SandboxSpec& spec) {
   }
   if (spec.runtime_api_port == 0) return InvalidArgumentError("runtime_api_port must be set");
   return Status::Ok();
+}
+
+// The bundle's extensions: the files (and links) of <task>/extensions, sorted by name; nullopt
+// when it has no such directory. A link is followed inside the sandbox, never here. Hidden files
+// are skipped; a name Lambda-Extension-Name cannot carry, or more than kMaxSandboxExtensions
+// files, is refused (Lambda fails such a function's initialisation too).
+StatusOr<std::optional<std::vector<std::string>>> ListExtensions(
+    const std::filesystem::path& task_dir) {
+  std::filesystem::path dir = task_dir / "extensions";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(std::filesystem::symlink_status(dir, ec))) {
+    return std::optional<std::vector<std::string>>();
+  }
+  std::vector<std::string> names;
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    auto type = it->symlink_status(ec).type();
+    if (ec || name.front() == '.' ||
+        (type != std::filesystem::file_type::regular &&
+         type != std::filesystem::file_type::symlink)) {
+      continue;
+    }
+    if (!ValidName(name)) {
+      return InvalidArgumentError(
+          fmt::format("extension file name '{}' must be 1-63 characters of [A-Za-z0-9._-]", name),
+          "BAD_EXTENSION_NAME");
+    }
+    names.push_back(std::move(name));
+  }
+  if (ec) return ErrnoError("listing " + dir.string(), ec.value());
+  if (names.size() > kMaxSandboxExtensions) {
+    return InvalidArgumentError(fmt::format("the bundle has {} extensions; at most {} may run",
+                                            names.size(), kMaxSandboxExtensions),
+                                "TOO_MANY_EXTENSIONS");
+  }
+  std::sort(names.begin(), names.end());
+  return std::optional<std::vector<std::string>>(std::move(names));
 }
 
 StatusOr<std::filesystem::path> FindProgram(const std::filesystem::path& program) {
@@ -485,7 +524,8 @@ class BwrapSandboxedProcess final : public SandboxedProcess {
     return Status::Ok();
   }
 
-  // Start-up, step 3: let the launcher execute argv and learn whether that worked.
+  // Start-up, step 3: let the launcher start the extensions and execute argv, and learn whether
+  // that worked.
   Status LetRun(int control, const std::string& program, Clock::time_point deadline) {
     int report_pipe[2];
     if (::pipe2(report_pipe, O_CLOEXEC) != 0) return ErrnoError("pipe2", errno);
@@ -508,22 +548,47 @@ class BwrapSandboxedProcess final : public SandboxedProcess {
     if (::sendmsg(control, &msg, MSG_NOSIGNAL) < 0) {
       return Broken("the sandbox's launcher ended before it could start the runtime");
     }
-    // From now on only the launcher holds the write end, close-on-exec: end of file on
-    // `report` means the exec happened.
+    // From now on only the launcher and the extensions it starts hold the write end,
+    // close-on-exec: end of file on `report` means every exec happened. A failed one writes a
+    // line: "exec <errno>" (the runtime) or "extension <errno> <name>".
     report_write.Reset();
-    pollfd p{report.get(), POLLIN, 0};
-    int ready = PollUntil(&p, 1, deadline);
-    if (ready < 0) return ErrnoError("poll", errno);
-    if (ready == 0) return DeadlineExceededError("the sandbox did not start its runtime in time");
-    char text[64];
-    ssize_t n = ::read(report.get(), text, sizeof text);
-    if (n <= 0) return Status::Ok();
-    std::string_view why(text, static_cast<size_t>(n));
-    auto err = why.rfind("exec ", 0) == 0 ? ParseInt64(why.substr(5)) : std::nullopt;
-    return NotFoundError(fmt::format("sandbox {}: cannot execute {}: {}", name_, program,
-                                     err ? ErrnoMessage(static_cast<int>(*err)) : "unknown"),
-                         kReasonProgramNotFound);
+    std::string said;
+    while (said.size() < 4096) {
+      pollfd p{report.get(), POLLIN, 0};
+      int ready = PollUntil(&p, 1, deadline);
+      if (ready < 0) return ErrnoError("poll", errno);
+      if (ready == 0) return DeadlineExceededError("the sandbox did not start its runtime in time");
+      char text[512];
+      ssize_t n = ::read(report.get(), text, sizeof text);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      said.append(text, static_cast<size_t>(n));
+    }
+    auto error_text = [](std::string_view number) {
+      auto err = ParseInt64(number);
+      return err ? ErrnoMessage(static_cast<int>(*err)) : std::string("unknown");
+    };
+    Status failed = Status::Ok();
+    for (std::string_view line : SplitNonEmpty(said, '\n')) {
+      if (line.rfind("exec ", 0) == 0) {
+        return NotFoundError(fmt::format("sandbox {}: cannot execute {}: {}", name_, program,
+                                         error_text(line.substr(5))),
+                             kReasonProgramNotFound);
+      }
+      if (line.rfind("extension ", 0) == 0 && failed.ok()) {
+        std::string_view rest = line.substr(10);
+        size_t space = rest.find(' ');
+        std::string_view extension = space == std::string_view::npos ? "" : rest.substr(space + 1);
+        failed = FailedPreconditionError(
+            fmt::format("sandbox {}: cannot execute extension {}/{}: {}", name_,
+                        kSandboxExtensionsDir, extension, error_text(rest.substr(0, space))),
+            "EXTENSION_LAUNCH_FAILED");
+      }
+    }
+    return failed;
   }
+
+  void set_extensions(std::vector<std::string> names) { isolation_.extensions = std::move(names); }
 
  private:
   void Reap() {
@@ -610,9 +675,11 @@ int64_t CpuQuota(double cpus) {
 // bwrap's arguments; the generated /etc files arrive as descriptors 4 to 7.
 // `task_dir` and `launcher` are where bwrap finds them: spec.task_dir and options.launcher, or
 // their staged views (see Stage in slot_init.cc).
+// `extensions`: the bundle's extensions (ListExtensions), nullopt without an extensions/ dir.
 std::vector<std::string> BwrapArguments(const BwrapSandbox::Options& options,
                                         const std::filesystem::path& bwrap, const SandboxSpec& spec,
-                                        const std::string& task_dir, const std::string& launcher) {
+                                        const std::string& task_dir, const std::string& launcher,
+                                        const std::optional<std::vector<std::string>>& extensions) {
   std::vector<std::string> a = {
       bwrap.string(),
       // Every namespace; the user namespace is required (it carries the uid change and the
@@ -639,10 +706,11 @@ std::vector<std::string> BwrapArguments(const BwrapSandbox::Options& options,
   a.insert(a.end(),
            {"--ro-bind-data", "4", "/etc/passwd", "--ro-bind-data", "5", "/etc/group",
             "--ro-bind-data", "6", "/etc/hosts", "--ro-bind-data", "7", "/etc/nsswitch.conf"});
-  a.insert(a.end(),
-           {"--ro-bind", task_dir, "/var/task", "--ro-bind", launcher, kSandboxLauncherPath,
-            "--proc", "/proc", "--dev", "/dev", "--size", std::to_string(spec.tmp_mib << 20),
-            "--tmpfs", "/tmp", "--chdir", "/var/task", "--cap-drop", "ALL", "--clearenv"});
+  a.insert(a.end(), {"--ro-bind", task_dir, "/var/task"});
+  if (extensions) a.insert(a.end(), {"--ro-bind", task_dir + "/extensions", kSandboxExtensionsDir});
+  a.insert(a.end(), {"--ro-bind", launcher, kSandboxLauncherPath, "--proc", "/proc", "--dev",
+                     "/dev", "--size", std::to_string(spec.tmp_mib << 20), "--tmpfs", "/tmp",
+                     "--chdir", "/var/task", "--cap-drop", "ALL", "--clearenv"});
   for (const auto& [key, value] : spec.env) {
     if (key != kRuntimeApiVariable) a.insert(a.end(), {"--setenv", key, value});
   }
@@ -651,7 +719,11 @@ std::vector<std::string> BwrapArguments(const BwrapSandbox::Options& options,
   // Last, once every mount point exists: the root tmpfs and /dev become read-only.
   a.insert(a.end(),
            {"--remount-ro", "/dev", "--remount-ro", "/", "--", kSandboxLauncherPath, "inner",
-            "--control-fd", "3", "--port", std::to_string(spec.runtime_api_port), "--"});
+            "--control-fd", "3", "--port", std::to_string(spec.runtime_api_port)});
+  if (extensions) {
+    for (const std::string& name : *extensions) a.insert(a.end(), {"--extension", name});
+  }
+  a.push_back("--");
   a.insert(a.end(), spec.argv.begin(), spec.argv.end());
   return a;
 }
@@ -662,6 +734,8 @@ BwrapSandbox::BwrapSandbox(Options options) : options_(std::move(options)) {}
 
 StatusOr<std::unique_ptr<SandboxedProcess>> BwrapSandbox::Start(const SandboxSpec& spec) {
   RETURN_IF_ERROR(ValidateSpec(spec));
+  ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> extensions,
+                   ListExtensions(spec.task_dir));
   const auto started = Clock::now();
   const auto deadline = started + options_.start_timeout;
   ASSIGN_OR_RETURN(std::filesystem::path bwrap, FindProgram(options_.bwrap));
@@ -729,7 +803,7 @@ StatusOr<std::unique_ptr<SandboxedProcess>> BwrapSandbox::Start(const SandboxSpe
     argv.insert(argv.end(), {"--user", fmt::format("{}:{}", options_.host_uid, options_.host_gid)});
   }
   argv.push_back("--");
-  for (auto& a : BwrapArguments(options_, bwrap, spec, task_dir, launcher)) {
+  for (auto& a : BwrapArguments(options_, bwrap, spec, task_dir, launcher, extensions)) {
     argv.push_back(std::move(a));
   }
 
@@ -768,6 +842,7 @@ StatusOr<std::unique_ptr<SandboxedProcess>> BwrapSandbox::Start(const SandboxSpe
     process->Kill().IgnoreError();
     return status;
   }
+  if (extensions) process->set_extensions(std::move(*extensions));
   return std::unique_ptr<SandboxedProcess>(std::move(process));
 }
 

@@ -5,11 +5,12 @@
 // read-only tmpfs root holding: /usr (and the /bin, /sbin, /lib* links or binds the host has),
 // a few files of /etc a `provided` runtime needs (ld.so.cache and config, alternatives,
 // localtime, ssl/certs) plus generated passwd, group, hosts and nsswitch.conf, the bundle at
-// /var/task (read-only, the working directory), the launcher at /var/runtime, a fresh /proc, a
-// minimal read-only /dev, and a private size-capped tmpfs at /tmp. Nothing else of the host
-// (homes, /var, /srv, the daemon's data) is there. The runtime runs as uid/gid 993 inside with
-// every capability dropped and no_new_privs, its environment cleared to spec.env plus
-// AWS_LAMBDA_RUNTIME_API, and only loopback networking.
+// /var/task (read-only, the working directory), its `extensions/` directory (when it has one)
+// at /opt/extensions (read-only, Lambda's place for extensions), the launcher at /var/runtime,
+// a fresh /proc, a minimal read-only /dev, and a private size-capped tmpfs at /tmp. Nothing
+// else of the host (homes, /var, /srv, the daemon's data) is there. The runtime (and each
+// extension) runs as uid/gid 993 inside with every capability dropped and no_new_privs, its
+// environment cleared to spec.env plus AWS_LAMBDA_RUNTIME_API, and only loopback networking.
 //
 // Host user: bwrap maps the sandbox's user to the user that runs bwrap. When fpgahostd runs
 // as root, that would make the sandbox's processes host root (no capabilities, but root's
@@ -23,7 +24,10 @@
 // Start-up, race-free: fpgahostd spawns fpgahost-slot-init ("outer"), which joins the
 // sandbox's cgroups, drops to the host user and executes bwrap; bwrap builds the sandbox and
 // runs fpgahost-slot-init ("inner") in it, which opens the runtime API socket, hands it over,
-// waits while fpgahostd checks the isolation, then executes spec.argv. See slot_init.cc.
+// waits while fpgahostd checks the isolation, starts the extensions (each file of
+// /opt/extensions, sorted by name, with the runtime's environment, stdout and stderr) and then
+// executes spec.argv. See slot_init.cc. Start fails when an extension cannot be executed
+// (Lambda's Extension.LaunchError) or the bundle has more than kMaxSandboxExtensions.
 //
 // Lifetime: bwrap runs with --die-with-parent: a sandbox dies with the daemon thread that
 // started it (Linux's parent-death signal follows the thread), so call Start from a thread
@@ -45,6 +49,8 @@ namespace fpgahost::functions {
 
 // Where the launcher appears inside a sandbox.
 inline constexpr char kSandboxLauncherPath[] = "/var/runtime/fpgahost-slot-init";
+// Where the bundle's extensions/ directory appears inside a sandbox (as on Lambda).
+inline constexpr char kSandboxExtensionsDir[] = "/opt/extensions";
 
 class BwrapSandbox final : public Sandbox {
  public:

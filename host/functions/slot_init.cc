@@ -11,14 +11,17 @@
 //     DIR/task (SRC bind-mounted) and DIR/launcher (this executable bind-mounted), for bwrap
 //     to mount into the sandbox.
 //
-//   fpgahost-slot-init inner --control-fd FD --port PORT -- PROGRAM ARGS...
+//   fpgahost-slot-init inner --control-fd FD --port PORT [--extension NAME]... -- PROGRAM ARGS...
 //     Runs inside the sandbox, as what bwrap executes: creates a TCP socket listening on
 //     127.0.0.1:PORT in the sandbox's network namespace and sends it to fpgahostd over the
 //     Unix socket FD (SCM_RIGHTS; fpgahostd learns this process's pid from SCM_CREDENTIALS).
 //     fpgahostd checks the sandbox while this process waits, then answers "go" with the write
-//     end of a pipe. This process closes every descriptor but 0-2 and that pipe (close-on-exec)
-//     and executes PROGRAM: a successful exec closes the pipe, a failed one writes
-//     "exec <errno>" into it.
+//     end of a pipe. This process closes every descriptor but 0-2 and that pipe (close-on-exec),
+//     starts each extension /opt/extensions/NAME in the order given (Lambda's external
+//     extensions: same environment, stdin, stdout and stderr, no arguments; the sandbox's init
+//     becomes their parent, so the runtime never sees children it did not start), and executes
+//     PROGRAM. A successful exec closes the pipe; a failed one writes "exec <errno>\n" (PROGRAM)
+//     or "extension <errno> <NAME>\n" into it.
 //
 // Exit status: 125 when setting up fails (a message on stderr), 127 when PROGRAM cannot be
 // executed. Only libc and the C++ runtime are used: the binary runs inside sandboxes that see
@@ -34,6 +37,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -48,6 +52,10 @@ namespace {
 
 constexpr int kSetupFailed = 125;
 constexpr int kExecFailed = 127;
+// As kSandboxExtensionsDir and kMaxSandboxExtensions (sandbox_bwrap.h, sandbox.h), which this
+// binary does not include: it links nothing of fpgahost.
+constexpr char kExtensionsDir[] = "/opt/extensions";
+constexpr size_t kMaxExtensions = 10;
 
 [[noreturn]] void Fail(int code, const std::string& what, int err = 0) {
   std::string line = "fpgahost-slot-init: " + what;
@@ -167,16 +175,53 @@ void CloseAllExcept(int keep) {
   }
 }
 
+// Starts /opt/extensions/`name`. Its failure to execute is reported on `report`.
+void StartExtension(const std::string& name, int report) {
+  std::string path = std::string(kExtensionsDir) + "/" + name;
+  pid_t child = ::fork();
+  if (child < 0) Fail(kSetupFailed, "fork", errno);
+  if (child == 0) {
+    // Twice: the extension is orphaned at once and adopted by the sandbox's init, which reaps
+    // it, instead of becoming a child of the runtime this process is about to become.
+    pid_t extension = ::fork();
+    if (extension != 0) ::_exit(extension < 0 ? kSetupFailed : 0);
+    std::vector<char*> argv = {path.data(), nullptr};
+    Exec(argv);
+    int err = errno;
+    std::string why = "extension " + std::to_string(err) + " " + name + "\n";
+    ssize_t ignored = ::write(report, why.data(), why.size());
+    (void)ignored;
+    Fail(kExecFailed, "cannot execute " + path, err);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    Fail(kSetupFailed, "cannot start the extension " + path);
+  }
+}
+
+bool ValidExtensionName(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
+}
+
 int Inner(const std::vector<std::string>& options, std::vector<char*>& program) {
   long control_fd = -1, port = -1;
+  std::vector<std::string> extensions;
   for (size_t i = 0; i + 1 < options.size(); i += 2) {
     bool ok = false;
     if (options[i] == "--control-fd") ok = ParseNumber(options[i + 1], 1 << 20, control_fd);
     if (options[i] == "--port") ok = ParseNumber(options[i + 1], 65535, port);
+    if (options[i] == "--extension" && ValidExtensionName(options[i + 1]) &&
+        extensions.size() < kMaxExtensions) {
+      extensions.push_back(options[i + 1]);
+      ok = true;
+    }
     if (!ok) Fail(kSetupFailed, "bad option " + options[i] + " " + options[i + 1]);
   }
   if (control_fd < 3 || port <= 0 || options.size() % 2 != 0) {
-    Fail(kSetupFailed, "usage: inner --control-fd FD --port PORT -- PROGRAM ARGS...");
+    Fail(kSetupFailed,
+         "usage: inner --control-fd FD --port PORT [--extension NAME]... -- PROGRAM ARGS...");
   }
   int control = static_cast<int>(control_fd);
 
@@ -236,9 +281,10 @@ int Inner(const std::vector<std::string>& options, std::vector<char*>& program) 
     Fail(kSetupFailed, "fpgahostd did not let the sandbox start");
   }
   CloseAllExcept(report);
+  for (const std::string& name : extensions) StartExtension(name, report);
   Exec(program);
   int err = errno;
-  std::string why = "exec " + std::to_string(err);
+  std::string why = "exec " + std::to_string(err) + "\n";
   ssize_t ignored = ::write(report, why.data(), why.size());
   (void)ignored;
   Fail(kExecFailed, std::string("cannot execute ") + program[0], err);
