@@ -349,11 +349,11 @@ void FunctionSlot::Shutdown(std::chrono::milliseconds grace) {
     }
     state_ = State::kRetired;
     api = api_;
-    // The timer is free: no invocation is in progress.
+    // The timer is free: no invocation is in progress. It holds the slot until the deadline
+    // or until Kill cancels it, so the grace holds though the owner has let go of the slot.
     io_->timer.expires_after(grace);
-    io_->timer.async_wait([weak](const boost::system::error_code& ec) {
-      if (ec) return;
-      if (auto s = weak.lock()) s->Kill();
+    io_->timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) self->Kill();
     });
   }
   // Outside mu_: the Runtime API calls back (into Kill) without its own lock held.

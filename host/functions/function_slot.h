@@ -104,6 +104,8 @@ class FunctionSlot : public std::enable_shared_from_this<FunctionSlot> {
   // is killed once all of them have asked for their next event again (or posted exit/error),
   // or at the deadline, whichever comes first. Without such extensions, while an invocation is
   // in progress, or with grace <= 0, it is exactly Kill. Idempotent; any thread; never blocks.
+  // The slot keeps itself alive through the grace, so whoever shuts slots down must Kill those
+  // still in it before the blocking pool goes (the invoker does, when it stops).
   void Shutdown(std::chrono::milliseconds grace = kShutdownGrace) EXCLUDES(mu_);
 
   State state() const EXCLUDES(mu_);

@@ -649,6 +649,9 @@ void Invoker::RemoveSlot(const std::shared_ptr<Slot>& slot) {
     slot->slot->Kill();
   } else {
     slot->slot->Shutdown();
+    // Until its grace ends, for Stop to cut it short.
+    std::erase_if(shutting_down_, [](const auto& s) { return s.expired(); });
+    shutting_down_.push_back(slot->slot);
   }
 }
 
@@ -1059,6 +1062,11 @@ void Invoker::Stop() {
     }
     // Calls waiting by affinity join their pools' queues as their slots go.
     for (const std::shared_ptr<Slot>& s : all) RemoveSlot(s);
+    // Slots in their shutdown grace are killed now: their kills need reaper_.
+    for (const std::weak_ptr<FunctionSlot>& s : shutting_down_) {
+      if (std::shared_ptr<FunctionSlot> live = s.lock()) live->Kill();
+    }
+    shutting_down_.clear();
     for (auto& [key, pool] : pools_) {
       for (auto& c : pool->queue) queued.push_back(c);
       pool->queue.clear();

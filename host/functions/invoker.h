@@ -263,6 +263,8 @@ class Invoker {
   int64_t held_memory_mib_ GUARDED_BY(mu_) = 0;
   int64_t held_milli_vcpus_ GUARDED_BY(mu_) = 0;
   size_t async_queued_ GUARDED_BY(mu_) = 0;
+  // Retired slots whose extensions may still be in their shutdown grace.
+  std::vector<std::weak_ptr<FunctionSlot>> shutting_down_ GUARDED_BY(mu_);
   struct Timers;
   std::unique_ptr<Timers> timers_ GUARDED_BY(mu_);
 };

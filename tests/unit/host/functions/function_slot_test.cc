@@ -16,6 +16,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "common/subprocess.h"
 #include "host/functions/sandbox_bwrap.h"
@@ -224,6 +225,27 @@ exit_error "Seen.$event_type.$shutdown_reason.$deadline_ms"
   int64_t deadline = std::stoll(extensions[0].error_type.substr(prefix.size()));
   EXPECT_GE(deadline, ms(before + 120s));
   EXPECT_LE(deadline, ms(after + 120s));
+}
+
+// The invoker lets go of a slot as it retires it: the grace must hold regardless.
+TEST_F(FunctionSlotExtensionsTest, TheSlotOutlivesItsOwnerThroughTheGrace) {
+  WriteRuntime("while true; do next; respond ok; done\n");
+  WriteExtension("flusher", R"sh(
+register SHUTDOWN
+next_event
+sleep 0.3
+exit_error Flushed
+)sh");
+  auto slot = StartSlot();
+  ASSERT_TRUE(slot);
+  ASSERT_TRUE(WaitReady());
+  std::weak_ptr<FunctionSlot> weak = slot;
+  slot->Shutdown(120s);
+  slot.reset();
+  EXPECT_FALSE(weak.expired());  // still there for its extension
+  ASSERT_TRUE(WaitStopped());
+  for (int i = 0; i < 500 && !weak.expired(); ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(weak.expired());  // and gone once it is done
 }
 
 TEST_F(FunctionSlotExtensionsTest, AnExtensionThatNeverFinishesIsKilledAtTheDeadline) {
