@@ -25,6 +25,11 @@ void RespondFromPool(ThreadPool& pool, const http::Request& request, http::Respo
              ok_status]() {
     StatusOr<Json> result = work();
     if (!result.ok()) return respond(http::ErrorResponse(result.status(), request_id));
+    if (ok_status == 204) {
+      http::Response none;
+      none.status = 204;
+      return respond(std::move(none));
+    }
     // Replace rather than throw on bytes that are not UTF-8 (e.g. a function's log).
     respond(http::JsonResponse(result->dump(-1, ' ', false, Json::error_handler_t::replace),
                                ok_status));

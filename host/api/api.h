@@ -48,7 +48,7 @@ using AuthedHandler = std::function<void(http::Request&, const Principal&, http:
 http::Handler Authed(TokenAuthenticator& auth, Role min_role, AuthedHandler handler);
 
 // Runs `work` on the blocking pool and answers with its result: 200 (or `ok_status`) and
-// the JSON it returns, or the error envelope.
+// the JSON it returns (no body for 204), or the error envelope.
 void RespondFromPool(ThreadPool& pool, const http::Request& request, http::Responder respond,
                      std::function<StatusOr<Json>()> work, unsigned ok_status = 200);
 

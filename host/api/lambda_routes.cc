@@ -217,44 +217,49 @@ void RegisterLambdaRoutes(http::Router& router, ApiContext& ctx, FunctionService
       }));
 
   // fpgahost's own setting, beside Lambda's: idempotent reuse of results. /v1 errors.
-  auto v1 = [&ctx](auto work) {
-    return Authed(
-        ctx.auth, Role::kCustomer,
-        [&ctx, work](http::Request& req, const Principal& who, http::Responder respond) {
-          ctx.blocking.Post([req, who, respond = std::move(respond), work]() mutable {
-            StatusOr<http::Response> r = work(req, who);
-            respond(r.ok() ? std::move(*r) : http::ErrorResponse(r.status(), req.request_id));
-          });
-        });
+  auto idempotency = [](const FunctionConfig& f) -> Json {
+    return {{"function", f.name},
+            {"idempotency", f.idempotency ? f.idempotency->ToJson() : Json(nullptr)}};
   };
-  auto idempotency = [](const FunctionConfig& f) {
-    return http::JsonResponse(
-        Json{{"function", f.name},
-             {"idempotency", f.idempotency ? f.idempotency->ToJson() : Json(nullptr)}}
-            .dump(),
-        200);
-  };
-  router.Add("PUT", "/v1/functions/{name}/idempotency",
-             v1([&registry, idempotency](http::Request& req, P who) -> R {
-               ASSIGN_OR_RETURN(Json body, ParseJsonObject(req.body));
-               ASSIGN_OR_RETURN(functions::IdempotencySpec spec,
-                                functions::IdempotencySpec::FromJson(body));
-               ASSIGN_OR_RETURN(FunctionConfig f,
-                                registry.SetIdempotency(who.tenant, req.params["name"], spec));
-               return idempotency(f);
+  router.Add(
+      "PUT", "/v1/functions/{name}/idempotency",
+      Authed(ctx.auth, Role::kCustomer,
+             [&ctx, &registry, idempotency](http::Request& req, P who, http::Responder respond) {
+               RespondFromPool(ctx.blocking, req, std::move(respond),
+                               [&registry, idempotency, req, who]() -> StatusOr<Json> {
+                                 ASSIGN_OR_RETURN(Json body, ParseJsonObject(req.body));
+                                 ASSIGN_OR_RETURN(functions::IdempotencySpec spec,
+                                                  functions::IdempotencySpec::FromJson(body));
+                                 ASSIGN_OR_RETURN(FunctionConfig f,
+                                                  registry.SetIdempotency(
+                                                      who.tenant, req.params.at("name"), spec));
+                                 return idempotency(f);
+                               });
              }));
-  router.Add("GET", "/v1/functions/{name}/idempotency",
-             v1([&registry, idempotency](http::Request& req, P who) -> R {
-               ASSIGN_OR_RETURN(FunctionConfig f, registry.Get(who.tenant, req.params["name"]));
-               return idempotency(f);
+  router.Add(
+      "GET", "/v1/functions/{name}/idempotency",
+      Authed(ctx.auth, Role::kCustomer,
+             [&ctx, &registry, idempotency](http::Request& req, P who, http::Responder respond) {
+               RespondFromPool(ctx.blocking, req, std::move(respond),
+                               [&registry, idempotency, req, who]() -> StatusOr<Json> {
+                                 ASSIGN_OR_RETURN(FunctionConfig f,
+                                                  registry.Get(who.tenant, req.params.at("name")));
+                                 return idempotency(f);
+                               });
              }));
-  router.Add("DELETE", "/v1/functions/{name}/idempotency",
-             v1([&registry](http::Request& req, P who) -> R {
-               RETURN_IF_ERROR(
-                   registry.SetIdempotency(who.tenant, req.params["name"], std::nullopt).status());
-               http::Response r;
-               r.status = 204;
-               return r;
+  router.Add(
+      "DELETE", "/v1/functions/{name}/idempotency",
+      Authed(ctx.auth, Role::kCustomer,
+             [&ctx, &registry](http::Request& req, P who, http::Responder respond) {
+               RespondFromPool(
+                   ctx.blocking, req, std::move(respond),
+                   [&registry, req, who]() -> StatusOr<Json> {
+                     RETURN_IF_ERROR(
+                         registry.SetIdempotency(who.tenant, req.params.at("name"), std::nullopt)
+                             .status());
+                     return Json();
+                   },
+                   204);
              }));
 }
 
