@@ -183,8 +183,12 @@ void StartExtension(const std::string& name, int report) {
   if (child == 0) {
     // Twice: the extension is orphaned at once and adopted by the sandbox's init, which reaps
     // it, instead of becoming a child of the runtime this process is about to become.
+    pid_t intermediate = ::getpid();
     pid_t extension = ::fork();
     if (extension != 0) ::_exit(extension < 0 ? kSetupFailed : 0);
+    // Executes only once adopted, so the extension never sees the short-lived intermediate as
+    // its parent (getppid() in the extension is the sandbox's init, always).
+    while (::getppid() == intermediate) ::usleep(100);
     std::vector<char*> argv = {path.data(), nullptr};
     Exec(argv);
     int err = errno;
