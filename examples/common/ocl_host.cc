@@ -165,7 +165,7 @@ std::string OpenSession(const HostOptions& o, const std::string& xclbin_bytes,
     }
   } else {
     if (!o.device_bdf.empty()) {
-      std::cerr << fmt::format("note: --device {} ignored: platform {} has no PCIe devices\n",
+      std::cerr << fmt::format("note: device {} ignored: platform {} has no PCIe devices\n",
                                o.device_bdf, PlatformString(s->platform, CL_PLATFORM_NAME));
     }
     s->device = devices.front();
@@ -335,6 +335,27 @@ int Report::Fail(const std::string& error) {
   return 2;
 }
 
+std::string OpenDesign(const std::string& design, const std::vector<std::string>& kernels,
+                       const HostOptions& options, Report& report, Session* session) {
+  StatusOr<std::string> bytes = ReadFile(options.xclbin);
+  if (!bytes.ok()) return std::string(bytes.status().message());
+  StatusOr<images::Xclbin> xclbin = images::ParseXclbin(std::string_view(*bytes));
+  if (!xclbin.ok()) {
+    return fmt::format("{}: not a readable xclbin: {}", options.xclbin, xclbin.status().message());
+  }
+  report.set_xclbin(options.xclbin, images::FormatUuid(xclbin->header.uuid));
+  std::vector<std::string> present = xclbin->KernelNames();
+  for (const std::string& k : kernels) {
+    if (std::find(present.begin(), present.end(), k) == present.end()) {
+      std::string list;
+      for (const std::string& p : present) list += (list.empty() ? "" : ", ") + p;
+      return fmt::format("{} is not a {} xclbin: it has no kernel '{}' (kernels: {})",
+                         options.xclbin, design, k, list.empty() ? "none" : list);
+    }
+  }
+  return OpenSession(options, *bytes, *xclbin, report, session);
+}
+
 int RunDesign(const std::string& design, const std::vector<std::string>& kernels,
               const std::string& size_help, int argc, char** argv,
               const std::function<void(Session&, const HostOptions&, Report&)>& run) {
@@ -350,26 +371,8 @@ int RunDesign(const std::string& design, const std::vector<std::string>& kernels
     return report.Fail(usage_error);
   }
 
-  StatusOr<std::string> bytes = ReadFile(options.xclbin);
-  if (!bytes.ok()) return report.Fail(std::string(bytes.status().message()));
-  StatusOr<images::Xclbin> xclbin = images::ParseXclbin(std::string_view(*bytes));
-  if (!xclbin.ok()) {
-    return report.Fail(
-        fmt::format("{}: not a readable xclbin: {}", options.xclbin, xclbin.status().message()));
-  }
-  report.set_xclbin(options.xclbin, images::FormatUuid(xclbin->header.uuid));
-  std::vector<std::string> present = xclbin->KernelNames();
-  for (const std::string& k : kernels) {
-    if (std::find(present.begin(), present.end(), k) == present.end()) {
-      std::string list;
-      for (const std::string& p : present) list += (list.empty() ? "" : ", ") + p;
-      return report.Fail(fmt::format("{} is not a {} xclbin: it has no kernel '{}' (kernels: {})",
-                                     options.xclbin, design, k, list.empty() ? "none" : list));
-    }
-  }
-
   Session session;
-  std::string error = OpenSession(options, *bytes, *xclbin, report, &session);
+  std::string error = OpenDesign(design, kernels, options, report, &session);
   if (!error.empty()) return report.Fail(error);
   run(session, options, report);
   return report.Finish();

@@ -93,6 +93,9 @@ class Report {
     xclbin_ = std::move(path);
     xclbin_uuid_ = std::move(uuid);
   }
+  const std::string& platform() const { return platform_; }
+  const std::string& device() const { return device_; }
+  const std::string& xclbin_uuid() const { return xclbin_uuid_; }
 
   // Records one test (and says so on stderr).
   void Add(std::string name, bool passed, std::string message,
@@ -129,6 +132,14 @@ struct Session {
   ClProgram program;
   bool xilinx = false;  // XRT's platform: the program is the xclbin itself
 };
+
+// What RunDesign does before `run`, for programs with a command line of their own or none (the
+// vadd-fpga function): reads options.xclbin, checks that it holds every kernel of `kernels` in
+// its IP_LAYOUT (else it is not a `design` xclbin), and opens `session` on it, filling in the
+// report's xclbin, platform and device. Returns "" or what went wrong: the "error" RunDesign
+// reports.
+std::string OpenDesign(const std::string& design, const std::vector<std::string>& kernels,
+                       const HostOptions& options, Report& report, Session* session);
 
 // Parses the command line, reads the xclbin (which must hold every kernel of `kernels` in its
 // IP_LAYOUT), opens a session and calls `run`, then prints the report. Returns the exit code

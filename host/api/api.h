@@ -24,6 +24,7 @@ namespace images {
 class BlobStore;
 }  // namespace images
 namespace functions {
+class CardLender;
 class ConcurrencyLimiter;
 class FunctionRegistry;
 class InvocationRecords;
@@ -82,6 +83,8 @@ struct FunctionServices {
   functions::InvocationRecords& records;
   CredentialStore& keys;  // SigV4 access keys
   std::string region;     // goes into ARNs
+  // Checks the image an FPGA function declares; null on a host that lends no cards.
+  functions::CardLender* cards = nullptr;
 };
 
 // AWS Lambda's control API under /2015-03-31/functions (and the concurrency routes), for

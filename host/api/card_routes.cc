@@ -7,6 +7,7 @@
 #include "common/ids.h"
 #include "host/api/api.h"
 #include "host/cards/card_manager.h"
+#include "host/cards/loadable_image.h"
 #include "host/images/image_registry.h"
 
 namespace fpgahost::api {
@@ -88,19 +89,7 @@ StatusOr<LoadRequest> ResolveLoadableImage(ImageRegistry& registry, const images
         fmt::format("field 'image_id' must be an image id (img-...), not '{}'", image_id),
         "INVALID_FIELD");
   }
-  ASSIGN_OR_RETURN(ImageRecord image, registry.Get(who, image_id));
-  if (image.state != "available") {
-    return FailedPreconditionError(
-        fmt::format("image {} is {}, not available", image.id, image.state), "IMAGE_NOT_AVAILABLE");
-  }
-  LoadRequest r;
-  r.image_id = image.id;
-  r.xclbin_uuid = image.details.value("xclbin_uuid", "");
-  r.interface_uuid = image.details.value("interface_uuid", "");
-  if (r.interface_uuid == "00000000-0000-0000-0000-000000000000") r.interface_uuid.clear();
-  r.vbnv = image.details.value("vbnv", "");
-  r.file = blobs.PathOf(image.sha256);
-  return r;
+  return LoadableImage(registry, blobs, who, image_id);
 }
 
 void RegisterCardRoutes(http::Router& router, ApiContext& ctx, CardManager& cards,

@@ -9,8 +9,10 @@
 
 #include "common/base64.h"
 #include "common/digest.h"
+#include "common/ids.h"
 #include "host/api/api.h"
 #include "host/api/lambda_auth.h"
+#include "host/functions/card_lender.h"
 #include "host/functions/concurrency_limiter.h"
 #include "host/functions/function_registry.h"
 #include "host/functions/invoker.h"
@@ -59,6 +61,7 @@ StatusOr<FunctionConfig> ParseCreate(const Principal& who, std::string_view body
   ASSIGN_OR_RETURN(f.handler, text("Handler"));
   ASSIGN_OR_RETURN(f.role, text("Role"));
   ASSIGN_OR_RETURN(f.description, text("Description"));
+  ASSIGN_OR_RETURN(f.fpga_image, text("FpgaImage"));
   ASSIGN_OR_RETURN(f.memory_mib, integer("MemorySize", f.memory_mib));
   ASSIGN_OR_RETURN(f.timeout_seconds, integer("Timeout", f.timeout_seconds));
   ASSIGN_OR_RETURN(std::string package_type, text("PackageType", "Zip"));
@@ -94,6 +97,24 @@ StatusOr<FunctionConfig> ParseCreate(const Principal& who, std::string_view body
   }
   *zip = std::move(*bytes);
   return f;
+}
+
+// The image an FPGA function declares must be one the tenant can load, on a host with cards.
+Status CheckFpgaImage(functions::CardLender* cards, const std::string& tenant,
+                      const std::string& image_id) {
+  if (!IsValidId(image_id, "img")) {
+    return InvalidArgumentError(
+        fmt::format("FpgaImage must be an image id (img-...), not '{}'", image_id),
+        functions::kInvalidParameterValue);
+  }
+  if (!cards) {
+    return InvalidArgumentError("FpgaImage: this host lends no FPGA cards to functions",
+                                functions::kInvalidParameterValue);
+  }
+  Status s = cards->CheckImage(tenant, image_id);
+  if (s.ok()) return s;
+  return InvalidArgumentError(fmt::format("FpgaImage {}: {}", image_id, s.message()),
+                              functions::kInvalidParameterValue);
 }
 
 StatusOr<std::optional<int>> ParseConcurrency(std::string_view body) {
@@ -153,9 +174,12 @@ void RegisterLambdaRoutes(http::Router& router, ApiContext& ctx, FunctionService
   };
 
   router.Add("POST", "/2015-03-31/functions",
-             lambda([&registry, configuration](http::Request& req, P who) -> R {
+             lambda([&registry, &services, configuration](http::Request& req, P who) -> R {
                std::string zip;
                ASSIGN_OR_RETURN(FunctionConfig f, ParseCreate(who, req.body, &zip));
+               if (!f.fpga_image.empty()) {
+                 RETURN_IF_ERROR(CheckFpgaImage(services.cards, who.tenant, f.fpga_image));
+               }
                ASSIGN_OR_RETURN(FunctionConfig created, registry.Create(std::move(f), zip));
                return LambdaJson(201, configuration(created));
              }),

@@ -554,6 +554,64 @@ Status CardManager::Unassign(std::string_view id, std::string_view owner) {
   return Save(*card, events);
 }
 
+bool CardManager::Compatible(const Card& card, const LoadRequest& image) {
+  const fpga::CardInfo& info = card.info;
+  return info.interface_uuid ? image.interface_uuid == *info.interface_uuid
+                             : (info.vbnv.has_value() && image.vbnv == *info.vbnv);
+}
+
+StatusOr<CardManager::Lent> CardManager::AssignFor(const LoadRequest& image,
+                                                   std::string_view owner) {
+  MutexLock lock(mu_);
+  Card* best = nullptr;
+  auto rank = [&image](const Card& c) {
+    bool holds = c.image_state == "loaded" && c.xclbin_uuid == image.xclbin_uuid;
+    return (holds ? 2 : 0) + (c.health.state == fpga::HealthState::kHealthy ? 1 : 0);
+  };
+  for (auto& [id, card] : cards_) {
+    if (!Assignable(card) || !Compatible(card, image)) continue;
+    if (!best || rank(card) > rank(*best)) best = &card;
+  }
+  if (!best) {
+    return FailedPreconditionError(
+        fmt::format("no FPGA card that can run image {} ({}) is free, active and healthy on "
+                    "this host",
+                    image.image_id, image.vbnv),
+        kReasonInsufficientCapacity);
+  }
+  best->assignment = std::string(owner);
+  Status s = Save(*best, {{"card.assignment", {{"assignment", best->assignment}}}});
+  if (!s.ok()) {
+    best->assignment = "free";
+    return s;
+  }
+  Lent lent;
+  lent.card = {best->info.id, best->info.mgmt_bdf, best->info.user_bdf,
+               best->info.vbnv.value_or("")};
+  lent.holds_image = best->image_state == "loaded" && best->xclbin_uuid == image.xclbin_uuid;
+  return lent;
+}
+
+int CardManager::CountAssignableFor(const LoadRequest& image) const {
+  MutexLock lock(mu_);
+  return static_cast<int>(std::count_if(cards_.begin(), cards_.end(), [&image](const auto& kv) {
+    return Assignable(kv.second) && Compatible(kv.second, image);
+  }));
+}
+
+std::vector<std::string> CardManager::UnassignAllOf(std::string_view prefix) {
+  MutexLock lock(mu_);
+  std::vector<std::string> freed;
+  for (auto& [id, card] : cards_) {
+    if (!card.assignment.starts_with(prefix)) continue;
+    card.assignment = "free";
+    Events events = {{"card.assignment", {{"assignment", "free"}}}};
+    MaybeFinishDrain(card, events);
+    if (Save(card, events).ok()) freed.push_back(id);
+  }
+  return freed;
+}
+
 int CardManager::CountAssignable() const {
   MutexLock lock(mu_);
   return static_cast<int>(std::count_if(cards_.begin(), cards_.end(),
@@ -606,9 +664,7 @@ StatusOr<CardManager::Accepted> CardManager::Load(std::string_view id, const Loa
         kReasonCardDrained);
   }
   const fpga::CardInfo& info = card->info;
-  bool compatible = info.interface_uuid ? request.interface_uuid == *info.interface_uuid
-                                        : (info.vbnv.has_value() && request.vbnv == *info.vbnv);
-  if (!compatible) {
+  if (!Compatible(*card, request)) {
     return FailedPreconditionError(
         fmt::format("image {} was built for shell {} (interface UUID {}); card {} runs {} "
                     "(interface UUID {})",

@@ -157,6 +157,21 @@ class CardManager : public CardPool {
   Status Unassign(std::string_view id, std::string_view owner) override EXCLUDES(mu_);
   // How many cards AssignFree could give now.
   int CountAssignable() const override EXCLUDES(mu_);
+  // Gives one assignable card that can run `image` (its shell matches) to `owner`, preferring
+  // one that holds the image already (`holds_image` then says so), healthy before degraded.
+  // FailedPrecondition (INSUFFICIENT_CAPACITY) when no such card is free. For the function
+  // slots, which borrow cards one at a time for one image.
+  struct Lent {
+    CardPool::Card card;
+    bool holds_image = false;
+  };
+  StatusOr<Lent> AssignFor(const LoadRequest& image, std::string_view owner) EXCLUDES(mu_);
+  // How many assignable cards could run `image`.
+  int CountAssignableFor(const LoadRequest& image) const EXCLUDES(mu_);
+  // Every card assigned to an owner whose name starts with `prefix` is made free again: the
+  // holders that do not survive a restart (function slots) give their cards back at start-up.
+  // Returns the ids freed.
+  std::vector<std::string> UnassignAllOf(std::string_view prefix) EXCLUDES(mu_);
 
   // Blocks until card `id` runs no operation, or `timeout` passes (DeadlineExceeded), and
   // returns its view.
@@ -212,6 +227,8 @@ class CardManager : public CardPool {
   // `owner` (free when it is empty).
   Status CheckCanOperate(const Card& card, bool is_work, std::string_view owner = {}) const;
   static bool Assignable(const Card& card);
+  // Whether the card's shell can run `image`.
+  static bool Compatible(const Card& card, const LoadRequest& image);
   void MaybeFinishDrain(Card& card, Events& events) const;
   // Runs `body` on a worker; the card's operation is already recorded.
   void RunOperation(const std::string& id, std::function<void()> body) REQUIRES(mu_);

@@ -196,7 +196,9 @@ class FunctionCreateCommand : public Command {
         "env", po::value<std::vector<std::string>>()->composing(),
         "environment variable KEY=VALUE (repeatable)")("description", po::value<std::string>(),
                                                        "description")(
-        "handler", po::value<std::string>(), "handler, passed to the runtime as _HANDLER");
+        "handler", po::value<std::string>(), "handler, passed to the runtime as _HANDLER")(
+        "image", po::value<std::string>(),
+        "an FPGA function: the image (img-...) its slots run with, each on a card of its own");
   }
   Status Run(CliContext& ctx, const po::variables_map& vm) override {
     bool has_zip = vm.count("zip") != 0u;
@@ -216,6 +218,7 @@ class FunctionCreateCommand : public Command {
     if (vm.count("env") != 0u) args.env = vm["env"].as<std::vector<std::string>>();
     if (vm.count("description") != 0u) args.description = vm["description"].as<std::string>();
     if (vm.count("handler") != 0u) args.handler = vm["handler"].as<std::string>();
+    if (vm.count("image") != 0u) args.fpga_image = vm["image"].as<std::string>();
     ASSIGN_OR_RETURN(Json body, CreateFunctionBody(args));
     ASSIGN_OR_RETURN(Json created,
                      LambdaCall(ctx, "POST", "/2015-03-31/functions", &body, kCreateTimeout));

@@ -84,6 +84,7 @@ StatusOr<Json> CreateFunctionBody(const CreateFunctionArgs& args) {
                {"Code", {{"ZipFile", Base64Encode(args.zip)}}}};
   if (!args.handler.empty()) body["Handler"] = args.handler;
   if (!args.description.empty()) body["Description"] = args.description;
+  if (!args.fpga_image.empty()) body["FpgaImage"] = args.fpga_image;
   if (args.memory_mib) body["MemorySize"] = *args.memory_mib;
   if (args.timeout_seconds) body["Timeout"] = *args.timeout_seconds;
   if (!variables.empty()) body["Environment"] = {{"Variables", std::move(variables)}};
@@ -178,6 +179,9 @@ std::string FormatFunctionConfiguration(const Json& configuration, const Json& c
   };
   if (const Json& features = JsonField(configuration, "CpuFeatures"); features.is_array()) {
     line("cpu features", joined(features));
+  }
+  if (const Json& image = JsonField(configuration, "FpgaImage"); image.is_string()) {
+    line("fpga image", JsonText(image));
   }
   if (const Json& idem = JsonField(configuration, "Idempotency"); idem.is_object()) {
     line("idempotent", fmt::format("results kept {} s", JsonText(JsonField(idem, "ttl_seconds"))));

@@ -30,6 +30,7 @@ struct CreateFunctionArgs {
   std::vector<std::string> env;  // "KEY=VALUE" as given on the command line
   std::string description;
   std::string handler;
+  std::string fpga_image;  // img-...: an FPGA function
 };
 
 // Lambda's CreateFunction body: Runtime provided.al2023, the placeholder role, Code.ZipFile in

@@ -21,6 +21,7 @@
 #include "host/capacity/capacity_account.h"
 #include "host/cards/card_manager.h"
 #include "host/cards/design_runner.h"
+#include "host/cards/function_card_lender.h"
 #include "host/functions/concurrency_limiter.h"
 #include "host/functions/function_registry.h"
 #include "host/functions/invocation_records.h"
@@ -148,6 +149,7 @@ struct Daemon::Parts {
   std::unique_ptr<fpga::XbmgmtProgrammer> xbmgmt;
   std::unique_ptr<HostProgramRunner> design_runner;
   std::unique_ptr<CardManager> cards;
+  std::unique_ptr<FunctionCardLender> function_cards;
   std::unique_ptr<vfio::LibvirtHypervisor> hypervisor;
   std::unique_ptr<CapacityAccount> capacity;
   std::unique_ptr<InstanceManager> instances;
@@ -223,11 +225,12 @@ Status Daemon::StartFunctions(const DaemonConfig& config, Parts& parts) {
   };
   parts.invoker = std::make_unique<functions::Invoker>(
       functions::InvokerDeps{*parts.functions, *parts.sandbox, *parts.capacity, *parts.limiter,
-                             *parts.records, *parts.io, RealClock(), std::move(dependencies)},
+                             *parts.records, *parts.io, RealClock(), std::move(dependencies),
+                             parts.function_cards.get()},
       options);
   parts.function_services = std::make_unique<api::FunctionServices>(
       api::FunctionServices{*parts.functions, *parts.invoker, *parts.limiter, *parts.records,
-                            *parts.credentials, config.lambda_region});
+                            *parts.credentials, config.lambda_region, parts.function_cards.get()});
   return Status::Ok();
 }
 
@@ -302,6 +305,9 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
                       RealClock()},
       std::move(card_options));
   RETURN_IF_ERROR(parts->cards->Start().WithContext("cards"));
+  parts->function_cards = std::make_unique<FunctionCardLender>(
+      *parts->cards, *parts->images, *parts->blobs, config.card_load_timeout);
+  parts->function_cards->Start();
 
   InstanceManagerOptions instance_options;
   if (!config.instance_types.empty()) {

@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "common/digest.h"
+#include "common/ids.h"
 #include "common/logging.h"
 #include "host/store/events.h"
 
@@ -99,6 +100,9 @@ Status CheckConfig(const FunctionConfig& f) {
     return Invalid(fmt::format("Environment variables take {} bytes; the limit is {}", env_bytes,
                                kMaxEnvironmentBytes));
   }
+  if (!f.fpga_image.empty() && !IsValidId(f.fpga_image, "img")) {
+    return Invalid(fmt::format("FpgaImage must be an image id (img-...), not '{}'", f.fpga_image));
+  }
   if (f.reserved_concurrency && *f.reserved_concurrency < 0) {
     return Invalid("ReservedConcurrentExecutions must be 0 or more");
   }
@@ -106,12 +110,12 @@ Status CheckConfig(const FunctionConfig& f) {
 }
 
 Json ConfigToJson(const FunctionConfig& f) {
-  Json j = {{"description", f.description},  {"runtime", f.runtime},
-            {"handler", f.handler},          {"role", f.role},
-            {"memory_mib", f.memory_mib},    {"timeout_seconds", f.timeout_seconds},
-            {"environment", f.environment},  {"code_sha256_base64", f.code_sha256_base64},
-            {"code_size", f.code_size},      {"last_modified", f.last_modified},
-            {"cpu_features", f.cpu_features}};
+  Json j = {{"description", f.description},   {"runtime", f.runtime},
+            {"handler", f.handler},           {"role", f.role},
+            {"memory_mib", f.memory_mib},     {"timeout_seconds", f.timeout_seconds},
+            {"environment", f.environment},   {"code_sha256_base64", f.code_sha256_base64},
+            {"code_size", f.code_size},       {"last_modified", f.last_modified},
+            {"cpu_features", f.cpu_features}, {"fpga_image", f.fpga_image}};
   j["reserved_concurrency"] =
       f.reserved_concurrency ? Json(*f.reserved_concurrency) : Json(nullptr);
   j["idempotency"] = f.idempotency ? f.idempotency->ToJson() : Json(nullptr);
@@ -136,6 +140,7 @@ FunctionConfig ConfigFromRow(const Statement& q) {
     f.code_sha256_base64 = j.value("code_sha256_base64", "");
     f.code_size = j.value("code_size", uint64_t{0});
     f.last_modified = j.value("last_modified", "");
+    f.fpga_image = j.value("fpga_image", "");
     if (j.contains("reserved_concurrency") && j["reserved_concurrency"].is_number_integer()) {
       f.reserved_concurrency = j["reserved_concurrency"].get<int>();
     }
@@ -203,6 +208,7 @@ Json FunctionConfigurationJson(const FunctionConfig& f, std::string_view region,
           {"PackageType", "Zip"},
           {"Architectures", {"x86_64"}},
           {"CpuFeatures", f.cpu_features},
+          {"FpgaImage", f.fpga_image.empty() ? Json(nullptr) : Json(f.fpga_image)},
           // fpgahost's own: null unless the function was declared idempotent.
           {"Idempotency", f.idempotency ? f.idempotency->ToJson() : Json(nullptr)}};
 }

@@ -66,6 +66,11 @@ struct FunctionConfig {
   // reuse its result (host/functions/idempotency.h). fpgahost's own; Lambda has none.
   std::optional<IdempotencySpec> idempotency;
 
+  // An FPGA function: the image (img-...) its slots run with, each on a card lent to it with
+  // that image loaded (host/functions/card_lender.h). Empty for a CPU-only function.
+  // fpgahost's own, set at create ("FpgaImage"); the caller must be able to load the image.
+  std::string fpga_image;
+
   // Code, filled in by the registry.
   std::string code_sha256_hex;
   std::string code_sha256_base64;
@@ -84,8 +89,8 @@ std::string LambdaAccountId(std::string_view tenant);
 std::string FunctionArn(const FunctionConfig& f, std::string_view region);
 
 // Lambda's FunctionConfiguration shape, with `region` and `account` in the ARN, plus
-// "CpuFeatures" (fpgahost's: the recorded CPU features; Lambda clients ignore fields they do not
-// know).
+// fpgahost's own "CpuFeatures" (the recorded CPU features), "FpgaImage" and "Idempotency"
+// (Lambda clients ignore fields they do not know).
 Json FunctionConfigurationJson(const FunctionConfig& f, std::string_view region,
                                std::string_view account);
 

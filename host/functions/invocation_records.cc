@@ -36,6 +36,10 @@ Json InvocationRecord::ToJson() const {
             {"finished_at", FormatRfc3339(finished_at)}};
   if (!error_type.empty()) j["error_type"] = error_type;
   if (!reused_from.empty()) j["reused_from"] = reused_from;
+  if (!fpga_card.empty()) {
+    j["fpga_card"] = fpga_card;
+    j["image_load_ms"] = Round3(image_load_ms);
+  }
   if (!routing_key.empty()) {
     j["routing_key"] = routing_key;
     j["affinity"] = affinity;

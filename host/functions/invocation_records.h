@@ -53,6 +53,10 @@ struct InvocationRecord {
   double queued_ms = 0;  // accepted to handed to a slot
   double init_ms = 0;    // a cold slot's start to its runtime's first `next`
   double duration_ms = 0;
+  // An FPGA function's call: the card its slot holds, and for the slot's first call the time
+  // its image took to load onto that card for it (0 when the card held the image already).
+  std::string fpga_card;
+  double image_load_ms = 0;
   std::chrono::system_clock::time_point started_at;
   std::chrono::system_clock::time_point finished_at;
 

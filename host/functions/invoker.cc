@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <iterator>
 #include <list>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -29,6 +30,8 @@ constexpr char kCapacityOwner[] = "functions";
 // not make room for (Lambda has no equivalent: it never queues synchronous calls).
 constexpr char kHostCapacityExceeded[] = "HostCapacityExceeded";
 constexpr char kServiceException[] = "ServiceException";
+// Where an FPGA function's slot finds its image's xclbin.
+constexpr char kSandboxXclbin[] = "/opt/fpga/image.xclbin";
 
 std::string NewRequestId() {
   // A version-4 UUID, as Lambda's request ids are.
@@ -45,7 +48,8 @@ std::string VersionKey(const FunctionConfig& f) {
   Json settings = {{"memory", f.memory_mib},
                    {"timeout", f.timeout_seconds},
                    {"handler", f.handler},
-                   {"environment", f.environment}};
+                   {"environment", f.environment},
+                   {"fpga_image", f.fpga_image}};
   return fmt::format("{}/{}@{}:{}", f.tenant, f.name, f.code_sha256_hex,
                      Sha256Hex(settings.dump()).substr(0, 16));
 }
@@ -89,11 +93,13 @@ struct Invoker::Slot {
   std::string key;
   std::shared_ptr<const FunctionConfig> fn;
   std::shared_ptr<FunctionSlot> slot;  // null while starting
+  std::optional<LentCard> card;        // an FPGA function's, once lent
   int64_t memory_mib = 0;
   int64_t milli_vcpus = 0;
   bool busy = false;
   bool removed = false;
   bool used = false;       // has run an invocation: the next one is warm
+  bool ready = false;      // its runtime finished initialising (asked for its first event)
   bool prewarmed = false;  // started ahead of calls by a pre-warm notification
   uint64_t served = 0;
   steady_clock::time_point idle_since;
@@ -169,6 +175,13 @@ void Invoker::Invoke(InvokeRequest request, std::function<void(InvokeResponse)> 
         fmt::format("{} byte payload is too large for the {} invocation type (limit {} bytes)",
                     request.payload.size(), async ? "Event" : "RequestResponse", limit),
         kRequestTooLarge);
+    return done(std::move(response));
+  }
+  if (!fn->fpga_image.empty() && !deps_.cards) {
+    response.status = UnavailableError(
+        fmt::format("function {} needs FPGA image {}, and this host lends no cards to functions",
+                    fn->name, fn->fpga_image),
+        kServiceException);
     return done(std::move(response));
   }
   if (request.type == InvocationType::kDryRun) {
@@ -568,6 +581,8 @@ void Invoker::PlanStarts(const std::string& key, Pool& pool, Starts& starts) {
     std::shared_ptr<const FunctionConfig> fn = for_calls ? pool.queue.back()->fn : pool.prewarm_fn;
     int64_t memory = fn->memory_mib;
     int64_t milli = (memory * 1000 + kMibPerVcpu - 1) / kMibPerVcpu;
+    bool fpga = !fn->fpga_image.empty();
+    if (fpga && !PlanCard(key, *fn, for_calls)) return;
     while (slots_ >= options_.max_slots ||
            !Hold(held_memory_mib_ + memory, held_milli_vcpus_ + milli).ok()) {
       // A call in hand may push out another function's idle slot; an announcement may not.
@@ -587,6 +602,7 @@ void Invoker::PlanStarts(const std::string& key, Pool& pool, Starts& starts) {
     ++pool.starting;
     ++starting_;
     ++slots_;
+    if (fpga) ++cards_planned_;
     pool.slots.push_back(slot);
     starts.emplace_back(key, std::move(slot));
   }
@@ -598,13 +614,25 @@ void Invoker::PlanAllStarts(Starts& starts) {
   }
 }
 
-bool Invoker::EvictIdle(const std::string& key) {
+bool Invoker::PlanCard(const std::string& key, const FunctionConfig& fn, bool may_evict) {
+  if (!deps_.cards) return false;
+  while (deps_.cards->Available(fn.tenant, fn.fpga_image) - cards_planned_ <= 0) {
+    // A card on its way back will do: its return plans the starts again.
+    if (cards_returning_ > 0 || !may_evict || !EvictIdle(key, /*holding_card=*/true)) return false;
+  }
+  return true;
+}
+
+bool Invoker::EvictIdle(const std::string& key, bool holding_card) {
   std::shared_ptr<Slot> oldest;
   for (auto& [k, pool] : pools_) {
-    if (k == key || pool->idle.empty()) continue;
-    // idle is ordered by time: its front is the pool's least recently used.
-    const std::shared_ptr<Slot>& s = pool->idle.front();
-    if (!oldest || s->idle_since < oldest->idle_since) oldest = s;
+    if (k == key) continue;
+    // idle is ordered by time: the pool's least recently used come first.
+    for (const std::shared_ptr<Slot>& s : pool->idle) {
+      if (holding_card && !s->card) continue;
+      if (!oldest || s->idle_since < oldest->idle_since) oldest = s;
+      break;
+    }
   }
   if (!oldest) return false;
   spdlog::debug("functions: retiring idle slot {} to make room", oldest->name);
@@ -641,6 +669,8 @@ void Invoker::RemoveSlot(const std::shared_ptr<Slot>& slot) {
     slot->waiters.clear();
     DropIfUnused(slot->key);
   }
+  // The card goes back once the sandbox is gone (FunctionSlot's on_stopped).
+  if (slot->card && slot->slot) ++cards_returning_;
   if (!slot->slot) return;
   // Retiring a slot is Lambda's Shutdown phase: its extensions hear SHUTDOWN and get up to two
   // seconds (a slot without them, or one that failed, is killed at once). fpgahostd stopping
@@ -702,12 +732,59 @@ SandboxSpec Invoker::SpecFor(const FunctionConfig& f, const Slot& slot) const {
   spec.init_cpus = std::max(1.0, spec.cpus);
   spec.max_pids = options_.max_pids;
   spec.tmp_mib = options_.tmp_mib;
+  if (slot.card) {
+    const LentCard& card = *slot.card;
+    spec.ro_binds.emplace_back(card.xclbin, kSandboxXclbin);
+    const std::pair<std::string, std::string> fpga[] = {{"FPGAHOST_FPGA_DEVICE", card.user_bdf},
+                                                        {"FPGAHOST_XCLBIN", kSandboxXclbin},
+                                                        {"FPGAHOST_CARD_ID", card.card_id},
+                                                        {"FPGAHOST_IMAGE_ID", card.image_id},
+                                                        {"FPGAHOST_XCLBIN_UUID", card.xclbin_uuid}};
+    for (const auto& entry : fpga) {
+      std::erase_if(spec.env, [&](const auto& e) { return e.first == entry.first; });
+      spec.env.push_back(entry);
+    }
+  }
   return spec;
 }
 
+bool Invoker::LendCard(Slot& slot, Status& failure, bool& retry) {
+  StatusOr<LentCard> lent = deps_.cards->Lend(slot.fn->tenant, slot.fn->fpga_image, slot.name);
+  MutexLock lock(mu_);
+  --cards_planned_;
+  if (!lent.ok()) {
+    failure = lent.status();
+    // Taken meanwhile (by an instance, say): the calls wait for the next card.
+    retry = failure.reason() == kReasonInsufficientCapacity;
+    return false;
+  }
+  slot.card = *std::move(lent);
+  return true;
+}
+
+void Invoker::ReturnCard(const LentCard& card, const std::string& slot_name) {
+  deps_.cards->GiveBack(card, slot_name);
+  Starts starts;
+  {
+    MutexLock lock(mu_);
+    --cards_returning_;
+    PlanAllStarts(starts);
+  }
+  RunStarts(std::move(starts));
+}
+
 void Invoker::StartSlot(std::string key, std::shared_ptr<Slot> slot) {
+  Status card_failure;
+  bool card_retry = false;
+  bool card_ok = slot->fn->fpga_image.empty() || LendCard(*slot, card_failure, card_retry);
   std::weak_ptr<Slot> weak = slot;
   FunctionSlot::Hooks hooks;
+  hooks.on_ready = [this, weak] {
+    std::shared_ptr<Slot> s = weak.lock();
+    if (!s) return;
+    MutexLock lock(mu_);
+    s->ready = true;
+  };
   hooks.on_retired = [this, weak] {
     std::shared_ptr<Slot> s = weak.lock();
     if (!s) return;
@@ -721,11 +798,18 @@ void Invoker::StartSlot(std::string key, std::shared_ptr<Slot> slot) {
     }
     RunStarts(std::move(starts));
   };
-  StatusOr<std::shared_ptr<FunctionSlot>> started = FunctionSlot::Start(
-      deps_.sandbox, SpecFor(*slot->fn, *slot), deps_.io, reaper_, std::move(hooks));
+  if (slot->card) {
+    hooks.on_stopped = [this, card = *slot->card, name = slot->name] { ReturnCard(card, name); };
+  }
+  StatusOr<std::shared_ptr<FunctionSlot>> started =
+      card_ok ? FunctionSlot::Start(deps_.sandbox, SpecFor(*slot->fn, *slot), deps_.io, reaper_,
+                                    std::move(hooks))
+              : StatusOr<std::shared_ptr<FunctionSlot>>(card_failure);
   if (!started.ok()) {
     spdlog::warn("functions: slot {} for {} did not start: {}", slot->name, slot->fn->name,
                  started.status().ToString());
+    // Never started, so never stopped: its card goes back here.
+    if (slot->card) deps_.cards->GiveBack(*slot->card, slot->name);
   }
 
   Starts starts;
@@ -740,6 +824,9 @@ void Invoker::StartSlot(std::string key, std::shared_ptr<Slot> slot) {
     if (started.ok()) slot->slot = *started;
     if (stopping_ || !pool || slot->removed) {
       RemoveSlot(slot);
+    } else if (card_retry) {
+      RemoveSlot(slot);
+      if (slot->prewarmed) ++pool->prewarm_pending;
     } else if (!started.ok()) {
       RemoveSlot(slot);
       // With no other slot to serve them, the waiting calls fail; else only the oldest does
@@ -815,6 +902,13 @@ void Invoker::OnOutcome(std::shared_ptr<Slot> slot, std::shared_ptr<Call> call,
   record.slot = slot->name;
   record.cold = call->cold;
   if (call->cold) record.init_ms = Ms(slot->slot->init_duration());
+  if (slot->card) {
+    record.fpga_card = slot->card->card_id;
+    // The first call on a slot that was not pre-warmed waited for its image to load.
+    if (call->cold && slot->card->loaded) {
+      record.image_load_ms = static_cast<double>(slot->card->load_time.count());
+    }
+  }
   record.duration_ms = Ms(outcome.duration);
   record.state = "succeeded";
   std::string failure_line;
@@ -909,7 +1003,8 @@ void Invoker::Finish(std::shared_ptr<Call> call, InvokeResponse response, Invoca
   record.prewarmed = call->prewarmed;
   record.routing_key = call->request.routing_key;
   record.affinity = call->affinity;
-  record.queued_ms = std::max(0.0, Ms(now - call->accepted) - record.duration_ms - record.init_ms);
+  record.queued_ms = std::max(
+      0.0, Ms(now - call->accepted) - record.duration_ms - record.init_ms - record.image_load_ms);
   record.started_at = call->started_at;
   record.finished_at = deps_.clock.Now();
   deps_.records.Add(std::move(record), std::move(log));
@@ -1031,12 +1126,19 @@ Json Invoker::SlotsView(std::string_view tenant) const {
   for (const auto& [key, pool] : pools_) {
     for (const std::shared_ptr<Slot>& s : pool->slots) {
       if (!tenant.empty() && s->fn->tenant != tenant) continue;
+      // A started slot whose runtime is still initialising takes calls (they wait for the
+      // initialisation, which is sooner than a new slot), but is not warm yet.
       std::string state = "starting";
-      if (s->slot) state = s->busy ? "busy" : "idle";
+      if (s->slot) state = s->busy ? "busy" : s->ready ? "idle" : "initialising";
       Json j = {{"name", s->name},          {"tenant", s->fn->tenant},
                 {"function", s->fn->name},  {"version", s->fn->code_sha256_base64},
                 {"state", state},           {"memory_mib", s->memory_mib},
                 {"invocations", s->served}, {"prewarmed", s->prewarmed}};
+      if (s->card) {
+        j["fpga"] = {{"card", s->card->card_id},           {"device", s->card->user_bdf},
+                     {"image_id", s->card->image_id},      {"xclbin_uuid", s->card->xclbin_uuid},
+                     {"loaded_for_slot", s->card->loaded}, {"load_ms", s->card->load_time.count()}};
+      }
       if (s->slot) {
         j["isolation"] = s->slot->isolation().ToJson();
         j["init_ms"] = Ms(s->slot->init_duration());

@@ -28,6 +28,17 @@
 // success's result without running (start "reused"); identical calls arriving while one runs
 // share its result. Asynchronous events always run.
 //
+// An FPGA function (one declaring an image) runs in slots that each hold a card lent by
+// `deps.cards` (host/functions/card_lender.h) with the image loaded: one already holding the
+// image is preferred, else the image is loaded on a free card as the slot starts (its first
+// call waits for the load: `image_load_ms` in its record), else the call waits in the queue as
+// for any capacity, and a call in hand may retire another function's idle FPGA slot to take its
+// card. A pre-warm notification starts such slots too, so the load happens before the calls
+// come. The slot's runtime finds the card in its environment (FPGAHOST_FPGA_DEVICE: the user
+// PF's BDF; FPGAHOST_XCLBIN: the image's xclbin, bound read-only at /opt/fpga/image.xclbin;
+// FPGAHOST_CARD_ID, FPGAHOST_IMAGE_ID, FPGAHOST_XCLBIN_UUID). The card goes back once the
+// slot's sandbox is gone.
+//
 // An asynchronous invocation (Event) is accepted (202) into an in-memory queue and run as
 // above; one that ends in a function error or timeout is retried `async_retries` times (Lambda:
 // twice), after `async_retry_delay` and twice that (Lambda: one and two minutes). Throttled
@@ -60,6 +71,7 @@
 #include "common/thread_annotations.h"
 #include "common/thread_pool.h"
 #include "host/capacity/capacity_account.h"
+#include "host/functions/card_lender.h"
 #include "host/functions/concurrency_limiter.h"
 #include "host/functions/function_registry.h"
 #include "host/functions/function_slot.h"
@@ -153,6 +165,9 @@ struct InvokerDeps {
   const Clock& clock;
   // The states of idempotent functions' dependencies.
   DependencySources dependencies;
+  // Where FPGA functions' slots get their cards; null on a host without cards for functions
+  // (their calls then fail with ServiceException).
+  CardLender* cards = nullptr;
 };
 
 class Invoker {
@@ -225,8 +240,17 @@ class Invoker {
       EXCLUDES(mu_);
   // Removes a slot that ended, giving back its resources.
   void RemoveSlot(const std::shared_ptr<Slot>& slot) REQUIRES(mu_);
-  // Retires the least recently used idle slot not of `key`; false when there is none.
-  bool EvictIdle(const std::string& key) REQUIRES(mu_);
+  // Retires the least recently used idle slot not of `key` (one holding a card when
+  // `holding_card`); false when there is none.
+  bool EvictIdle(const std::string& key, bool holding_card = false) REQUIRES(mu_);
+  // Whether a card can be planned for a slot of FPGA function `fn` (evicting another function's
+  // idle FPGA slot when `may_evict`).
+  bool PlanCard(const std::string& key, const FunctionConfig& fn, bool may_evict) REQUIRES(mu_);
+  // Lends the slot its card (blocking); false when it must not start (the error in `failure`;
+  // `retry`: no card was free after all, its calls wait on).
+  bool LendCard(Slot& slot, Status& failure, bool& retry) EXCLUDES(mu_);
+  // A slot's sandbox is gone: its card goes back, and starts that wait for one are planned.
+  void ReturnCard(const LentCard& card, const std::string& slot_name) EXCLUDES(mu_);
   Status Hold(int64_t memory_mib, int64_t milli_vcpus) REQUIRES(mu_);
   void Finish(std::shared_ptr<Call> call, InvokeResponse response, InvocationRecord record,
               std::string log) EXCLUDES(mu_);
@@ -263,6 +287,10 @@ class Invoker {
   int64_t held_memory_mib_ GUARDED_BY(mu_) = 0;
   int64_t held_milli_vcpus_ GUARDED_BY(mu_) = 0;
   size_t async_queued_ GUARDED_BY(mu_) = 0;
+  // Starts planned for FPGA slots whose cards are not lent yet, and retired FPGA slots whose
+  // cards are not back yet.
+  int cards_planned_ GUARDED_BY(mu_) = 0;
+  int cards_returning_ GUARDED_BY(mu_) = 0;
   // Retired slots whose extensions may still be in their shutdown grace.
   std::vector<std::weak_ptr<FunctionSlot>> shutting_down_ GUARDED_BY(mu_);
   struct Timers;

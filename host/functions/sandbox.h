@@ -58,6 +58,9 @@ struct SandboxSpec {
   // Size cap of the private /tmp (tmpfs; its pages count against the memory limit too).
   int64_t tmp_mib = 512;
   uint16_t runtime_api_port = 9001;
+  // Host files made visible read-only inside, {host path, absolute sandbox path under /opt}:
+  // an FPGA function's xclbin. The host path must exist.
+  std::vector<std::pair<std::filesystem::path, std::string>> ro_binds;
   // Names the sandbox's cgroup (fpgahost/<name>), hostname and log lines: [A-Za-z0-9._-],
   // at most 63 characters, unique among running sandboxes.
   std::string name;

@@ -43,8 +43,10 @@ constexpr char kReasonIsolationIncomplete[] = "SANDBOX_ISOLATION_INCOMPLETE";
 // What a `provided` runtime reads from /etc besides the generated files: the dynamic
 // linker's cache and configuration, Debian's alternatives links (/usr/bin/awk and friends
 // point there), the time zone and the public CA certificates.
-constexpr const char* kEtcFiles[] = {"ld.so.cache", "ld.so.conf", "ld.so.conf.d",   "alternatives",
-                                     "localtime",   "ssl/certs",  "ssl/openssl.cnf"};
+// OpenCL/vendors: the ICD loader's list of platforms (XRT's, PoCL's), for FPGA functions.
+constexpr const char* kEtcFiles[] = {"ld.so.cache",     "ld.so.conf",    "ld.so.conf.d",
+                                     "alternatives",    "localtime",     "ssl/certs",
+                                     "ssl/openssl.cnf", "OpenCL/vendors"};
 constexpr int64_t kCpuPeriodUs = 100000;
 
 class UniqueFd {
@@ -121,6 +123,18 @@ Status ValidateSpec(const SandboxSpec& spec) {
     if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos ||
         value.find('\0') != std::string::npos) {
       return InvalidArgumentError(fmt::format("bad environment variable name '{}'", key));
+    }
+  }
+  for (const auto& [host, inside] : spec.ro_binds) {
+    // Under /opt, so a bind can neither hide the system nor the bundle; no "..", no NUL.
+    if (!inside.starts_with("/opt/") || inside.find("/..") != std::string::npos ||
+        inside.find('\0') != std::string::npos || inside.starts_with(kSandboxExtensionsDir)) {
+      return InvalidArgumentError(
+          fmt::format("read-only bind target '{}' must be a path under /opt", inside));
+    }
+    if (!std::filesystem::exists(host, ec)) {
+      return InvalidArgumentError(
+          fmt::format("read-only bind source {} does not exist", host.string()));
     }
   }
   if (spec.memory_mib <= 0 || spec.memory_mib > (int64_t{1} << 30)) {
@@ -708,6 +722,9 @@ std::vector<std::string> BwrapArguments(const BwrapSandbox::Options& options,
             "--ro-bind-data", "6", "/etc/hosts", "--ro-bind-data", "7", "/etc/nsswitch.conf"});
   a.insert(a.end(), {"--ro-bind", task_dir, "/var/task"});
   if (extensions) a.insert(a.end(), {"--ro-bind", task_dir + "/extensions", kSandboxExtensionsDir});
+  for (const auto& [host, inside] : spec.ro_binds) {
+    a.insert(a.end(), {"--ro-bind", host.string(), inside});
+  }
   a.insert(a.end(), {"--ro-bind", launcher, kSandboxLauncherPath, "--proc", "/proc", "--dev",
                      "/dev", "--size", std::to_string(spec.tmp_mib << 20), "--tmpfs", "/tmp",
                      "--chdir", "/var/task", "--cap-drop", "ALL", "--clearenv"});
@@ -790,6 +807,8 @@ StatusOr<std::unique_ptr<SandboxedProcess>> BwrapSandbox::Start(const SandboxSpe
   }
   std::string task_dir = spec.task_dir.string();
   std::string launcher = options_.launcher.string();
+  SandboxSpec staged_spec;
+  const SandboxSpec* bwrap_spec = &spec;
   if (as_root) {
     // The host user may not be able to reach the bundle or the launcher (a private data dir,
     // a build under /root): the launcher, still root, shows them to bwrap in a mount
@@ -800,10 +819,18 @@ StatusOr<std::unique_ptr<SandboxedProcess>> BwrapSandbox::Start(const SandboxSpe
     argv.insert(argv.end(), {"--stage", options_.stage_dir.string(), "--stage-task", task_dir});
     task_dir = (options_.stage_dir / "task").string();
     launcher = (options_.stage_dir / "launcher").string();
+    if (!spec.ro_binds.empty()) {
+      staged_spec = spec;
+      for (size_t i = 0; i < spec.ro_binds.size(); ++i) {
+        argv.insert(argv.end(), {"--stage-file", spec.ro_binds[i].first.string()});
+        staged_spec.ro_binds[i].first = options_.stage_dir / fmt::format("file-{}", i);
+      }
+      bwrap_spec = &staged_spec;
+    }
     argv.insert(argv.end(), {"--user", fmt::format("{}:{}", options_.host_uid, options_.host_gid)});
   }
   argv.push_back("--");
-  for (auto& a : BwrapArguments(options_, bwrap, spec, task_dir, launcher, extensions)) {
+  for (auto& a : BwrapArguments(options_, bwrap, *bwrap_spec, task_dir, launcher, extensions)) {
     argv.push_back(std::move(a));
   }
 

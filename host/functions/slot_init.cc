@@ -1,15 +1,16 @@
 // fpgahost-slot-init: the small launcher around a function slot's sandbox (BwrapSandbox).
 //
-//   fpgahost-slot-init outer [--join-cgroup FILE]... [--stage DIR --stage-task SRC]
-//                            [--user UID:GID] -- PROGRAM ARGS...
+//   fpgahost-slot-init outer [--join-cgroup FILE]... [--stage DIR --stage-task SRC
+//                            [--stage-file SRC]...] [--user UID:GID] -- PROGRAM ARGS...
 //     Runs on the host, started by fpgahostd: writes its own pid into each cgroup.procs FILE,
 //     stages (below), drops to UID:GID (when given), then executes PROGRAM (bwrap).
 //     Everything the sandbox ever runs descends from this process after it joined the
 //     cgroups, so no process of the sandbox runs a single instruction outside its limits.
 //     Staging, for a root fpgahostd whose files the unprivileged UID cannot reach: in a new
 //     mount namespace (private, so the host's mounts never change), a tmpfs on DIR holding
-//     DIR/task (SRC bind-mounted) and DIR/launcher (this executable bind-mounted), for bwrap
-//     to mount into the sandbox.
+//     DIR/task (SRC bind-mounted) and DIR/launcher (this executable bind-mounted), and
+//     DIR/file-0, DIR/file-1, ... (each --stage-file SRC bind-mounted, in order), for bwrap to
+//     mount into the sandbox.
 //
 //   fpgahost-slot-init inner --control-fd FD --port PORT [--extension NAME]... -- PROGRAM ARGS...
 //     Runs inside the sandbox, as what bwrap executes: creates a TCP socket listening on
@@ -114,7 +115,18 @@ void Stage(const std::string& dir, const std::string& task) {
   BindMount(std::string(self, static_cast<size_t>(n)), launcher_target);
 }
 
+// Binds `source` at <dir>/file-<index> of the staged tmpfs.
+void StageFile(const std::string& dir, int index, const std::string& source) {
+  std::string target = dir + "/file-" + std::to_string(index);
+  int fd = ::open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) Fail(kSetupFailed, "creating " + target, errno);
+  ::close(fd);
+  BindMount(source, target);
+}
+
 int Outer(const std::vector<std::string>& options, std::vector<char*>& program) {
+  std::string staged;
+  int staged_files = 0;
   for (size_t i = 0; i < options.size(); ++i) {
     if (options[i] == "--join-cgroup" && i + 1 < options.size()) {
       const std::string& file = options[++i];
@@ -128,7 +140,10 @@ int Outer(const std::vector<std::string>& options, std::vector<char*>& program) 
     } else if (options[i] == "--stage" && i + 3 < options.size() &&
                options[i + 2] == "--stage-task") {
       Stage(options[i + 1], options[i + 3]);
+      staged = options[i + 1];
       i += 3;
+    } else if (options[i] == "--stage-file" && i + 1 < options.size() && !staged.empty()) {
+      StageFile(staged, staged_files++, options[++i]);
     } else if (options[i] == "--user" && i + 1 < options.size()) {
       const std::string& ids = options[++i];
       size_t colon = ids.find(':');

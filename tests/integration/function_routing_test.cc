@@ -13,7 +13,7 @@
 #include "common/base64.h"
 #include "common/json.h"
 #include "tests/support/bash_runtime.h"
-#include "tests/support/fleet_daemon_test.h"
+#include "tests/support/function_daemon_test.h"
 
 namespace fpgahost {
 namespace {
@@ -34,7 +34,7 @@ while true; do
 done
 )";
 
-class FunctionRoutingTest : public testing::FleetDaemonTest {
+class FunctionRoutingTest : public testing::FunctionDaemonTest {
  protected:
   // Starts the daemon (idle slots kept a minute unless `overrides` says otherwise) and creates
   // the function.
@@ -68,39 +68,9 @@ class FunctionRoutingTest : public testing::FleetDaemonTest {
     return answer;
   }
 
-  Json Record(const Json& answer) {
-    http::ClientResponse r = daemon_->Call(
-        "GET", "/v1/invocations?request_id=" + answer["request_id"].get<std::string>(), demo_);
-    EXPECT_EQ(r.status, 200u) << r.body;
-    Json records = Json::parse(r.body)["invocations"];
-    EXPECT_EQ(records.size(), 1u) << r.body;
-    return records.empty() ? Json::object() : records[0];
-  }
-
-  Json Slots() {
-    http::ClientResponse r = daemon_->Call("GET", "/v1/function-slots", demo_);
-    EXPECT_EQ(r.status, 200u) << r.body;
-    return Json::parse(r.body)["slots"];
-  }
-
-  // Waits (at most 20 s) until `n` slots are idle; false if they never are.
-  bool WaitForIdleSlots(size_t n) {
-    for (int i = 0; i < 200; ++i) {
-      Json slots = Slots();
-      size_t idle = 0;
-      for (const Json& s : slots) idle += s["state"] == "idle" ? 1 : 0;
-      if (idle == n && slots.size() == n) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    std::cerr << "fpgahostd's output:\n" << daemon_->process().output();  // why they did not
-    return false;
-  }
-
   http::ClientResponse Prewarm(const std::string& body, const std::string& function = "sticky") {
     return daemon_->Call("POST", "/v1/functions/" + function + "/prewarm", demo_, body);
   }
-
-  std::string demo_;
 };
 
 TEST_F(FunctionRoutingTest, PrewarmStartsSlotsAheadAndTheirFirstCallsAreNotCold) {

@@ -22,6 +22,7 @@
 #include "host/functions/sandbox_bwrap.h"
 #include "host/http/http_server.h"
 #include "tests/support/bash_runtime.h"
+#include "tests/support/bwrap.h"
 #include "tests/support/temp_dir.h"
 
 namespace fpgahost::functions {
@@ -33,17 +34,7 @@ using Clock = std::chrono::steady_clock;
 // Well below the graces the tests give extensions: a wait that ends within it ended early.
 constexpr auto kPatience = 60s;
 
-std::string BwrapUnusableReason() {
-  static const std::string reason = [] {
-    auto run = RunProcess({"bwrap", "--unshare-all", "--unshare-user", "--ro-bind", "/", "/",
-                           "--proc", "/proc", "--dev", "/dev", "true"},
-                          ProcessOptions{});
-    if (!run.ok()) return "bwrap is not installed: " + run.status().ToString();
-    if (!run->ok()) return "bwrap cannot create namespaces here: " + run->stderr_text;
-    return std::string();
-  }();
-  return reason;
-}
+using testing::BwrapUnusableReason;
 
 // Everything `fd` (nonblocking) delivers up to end of file.
 std::string ReadToEnd(int fd) {

@@ -22,6 +22,7 @@
 #include "common/subprocess.h"
 #include "host/functions/sandbox_bwrap.h"
 #include "host/functions/sandbox_proc.h"
+#include "tests/support/bwrap.h"
 #include "tests/support/temp_dir.h"
 
 namespace fpgahost::functions {
@@ -33,18 +34,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kPatience = seconds(60);
 
-// Whether bwrap itself can create the namespaces a sandbox needs, as the user running tests.
-std::string BwrapUnusableReason() {
-  static const std::string reason = [] {
-    auto run = RunProcess({"bwrap", "--unshare-all", "--unshare-user", "--ro-bind", "/", "/",
-                           "--proc", "/proc", "--dev", "/dev", "true"},
-                          ProcessOptions{});
-    if (!run.ok()) return "bwrap is not installed: " + run.status().ToString();
-    if (!run->ok()) return "bwrap cannot create namespaces here: " + run->stderr_text;
-    return std::string();
-  }();
-  return reason;
-}
+using testing::BwrapUnusableReason;
 
 // Appends what `fd` (nonblocking) delivers to `text` until `done(text)`, end of file or the
 // deadline. Returns whether `done` was reached.
@@ -489,11 +479,47 @@ TEST_F(BwrapSandboxTest, BadSpecsAreInvalidArguments) {
   no_dir.task_dir = task_ / "missing";
   SandboxSpec bad_env = Spec();
   bad_env.env = {{"A=B", "c"}};
-  for (const SandboxSpec& spec : {relative, bad_name, no_dir, bad_env}) {
+  // Host files are bound only under /opt (never over the system, the bundle or extensions),
+  // and only files that exist.
+  SandboxSpec over_system = Spec();
+  over_system.ro_binds = {{task_ / "bootstrap", "/usr/bin/env"}};
+  SandboxSpec climbing = Spec();
+  climbing.ro_binds = {{task_ / "bootstrap", "/opt/../usr/bin/env"}};
+  SandboxSpec over_extensions = Spec();
+  over_extensions.ro_binds = {{task_ / "bootstrap", "/opt/extensions/x"}};
+  SandboxSpec missing_source = Spec();
+  missing_source.ro_binds = {{task_ / "missing", "/opt/fpga/image.xclbin"}};
+  for (const SandboxSpec& spec : {relative, bad_name, no_dir, bad_env, over_system, climbing,
+                                  over_extensions, missing_source}) {
     auto process = sandbox.Start(spec);
     ASSERT_FALSE(process.ok());
     EXPECT_EQ(process.status().code(), StatusCode::kInvalidArgument);
   }
+}
+
+// A host file bound read-only under /opt: readable by the sandbox's user even where the host's
+// path to it is not, never writable.
+TEST_F(BwrapSandboxTest, ReadOnlyBindsShowAHostFileUnderOpt) {
+  testing::TempDir host;
+  std::filesystem::path file = host.path() / "private" / "image.xclbin";
+  std::filesystem::create_directories(file.parent_path());
+  { std::ofstream(file) << "xclbin bytes"; }
+  std::filesystem::permissions(file.parent_path(), std::filesystem::perms::owner_all);
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::group_read |
+                                         std::filesystem::perms::others_read);
+  WriteBootstrap(
+      "#!/bin/sh\ncat /opt/fpga/image.xclbin; echo\n"
+      "(echo x >> /opt/fpga/image.xclbin) 2>/dev/null && echo written || echo refused\n");
+  BwrapSandbox sandbox(SandboxOptions());
+  SandboxSpec spec = Spec();
+  spec.ro_binds = {{file, "/opt/fpga/image.xclbin"}};
+  auto process = sandbox.Start(spec);
+  ASSERT_TRUE(process.ok()) << process.status().ToString();
+  EXPECT_EQ(ReadToEnd((*process)->stdout_fd()), "xclbin bytes\nrefused\n");
+  auto code = (*process)->Wait(kPatience);
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 0);
 }
 
 TEST_F(BwrapSandboxTest, NameOfARunningSandboxIsTaken) {
