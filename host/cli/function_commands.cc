@@ -548,6 +548,36 @@ class FunctionInvocationsCommand : public Command {
   }
 };
 
+class FunctionSlotsCommand : public Command {
+ public:
+  std::string_view name() const override { return "function slots"; }
+  std::string_view summary() const override {
+    return "list the function slots (warm sandboxes), of one function or all";
+  }
+  void DefineOptions(po::options_description& o, po::positional_options_description& p) override {
+    o.add_options()("function", po::value<std::string>(), "function name (default: all)");
+    p.add("function", 1);
+  }
+  Status Run(CliContext& ctx, const po::variables_map& vm) override {
+    ASSIGN_OR_RETURN(Json res, ctx.Call("GET", "/v1/function-slots"));
+    Json slots = res.is_object() && res.contains("slots") ? res["slots"] : Json::array();
+    if (vm.count("function") != 0u) {
+      std::string function = vm["function"].as<std::string>();
+      Json mine = Json::array();
+      for (const Json& s : slots) {
+        if (s.is_object() && s.value("function", "") == function) mine.push_back(s);
+      }
+      slots = std::move(mine);
+    }
+    if (ctx.output() == OutputFormat::kJson) {
+      ctx.out() << Json{{"slots", slots}}.dump(2) << "\n";
+    } else {
+      ctx.out() << FormatFunctionSlots(slots);
+    }
+    return Status::Ok();
+  }
+};
+
 }  // namespace
 
 void AddFunctionCommands(std::vector<std::unique_ptr<Command>>& out) {
@@ -561,6 +591,7 @@ void AddFunctionCommands(std::vector<std::unique_ptr<Command>>& out) {
   out.push_back(std::make_unique<FunctionIdempotentCommand>());
   out.push_back(std::make_unique<FunctionLogsCommand>());
   out.push_back(std::make_unique<FunctionInvocationsCommand>());
+  out.push_back(std::make_unique<FunctionSlotsCommand>());
 }
 
 }  // namespace fpgahost::cli

@@ -231,6 +231,11 @@ std::string FormatMs(const Json& ms) {
 
 std::string FormatInvocations(const Json& invocations) {
   Json rows = Json::array();
+  // An FPGA function's calls add the card and the image's load time for them.
+  bool fpga = false;
+  if (invocations.is_array()) {
+    for (const Json& i : invocations) fpga = fpga || JsonField(i, "fpga_card").is_string();
+  }
   if (invocations.is_array()) {
     for (const Json& i : invocations) {
       rows.push_back({{"started", JsonField(i, "started_at")},
@@ -244,10 +249,44 @@ std::string FormatInvocations(const Json& invocations) {
                       {"init_ms", FormatMs(InitMs(i))},
                       {"queued_ms", FormatMs(JsonField(i, "queued_ms"))},
                       {"error", NonEmpty(JsonField(i, "error_type"))}});
+      if (fpga) {
+        const Json& load = JsonField(i, "image_load_ms");
+        rows.back()["card"] = NonEmpty(JsonField(i, "fpga_card"));
+        rows.back()["load_ms"] = load.is_number() && load.get<double>() > 0 ? FormatMs(load) : "-";
+      }
     }
   }
-  return FormatTable(rows, {"started", "request_id", "function", "type", "slot", "start", "state",
-                            "duration_ms", "init_ms", "queued_ms", "error"});
+  std::vector<std::string> columns = {"started", "request_id", "function", "type",
+                                      "slot",    "start",      "state",    "duration_ms",
+                                      "init_ms", "queued_ms"};
+  if (fpga) columns.insert(columns.end(), {"card", "load_ms"});
+  columns.push_back("error");
+  return FormatTable(rows, columns);
+}
+
+std::string FormatFunctionSlots(const Json& slots) {
+  Json rows = Json::array();
+  if (slots.is_array()) {
+    for (const Json& s : slots) {
+      const Json& fpga = JsonField(s, "fpga");
+      std::string image = "-";
+      if (fpga.is_object()) {
+        image = JsonText(JsonField(fpga, "loaded_for_slot")) == "true"
+                    ? fmt::format("loaded in {} ms", JsonText(JsonField(fpga, "load_ms")))
+                    : std::string("held already");
+      }
+      rows.push_back({{"name", JsonField(s, "name")},
+                      {"function", JsonField(s, "function")},
+                      {"state", JsonField(s, "state")},
+                      {"invocations", JsonText(JsonField(s, "invocations"))},
+                      {"prewarmed", JsonText(JsonField(s, "prewarmed"))},
+                      {"init_ms", FormatMs(JsonField(s, "init_ms"))},
+                      {"card", fpga.is_object() ? NonEmpty(JsonField(fpga, "card")) : "-"},
+                      {"image", image}});
+    }
+  }
+  return FormatTable(
+      rows, {"name", "function", "state", "invocations", "prewarmed", "init_ms", "card", "image"});
 }
 
 std::string FormatInvocationLogs(const Json& invocations) {

@@ -75,6 +75,11 @@ std::string FormatMs(const Json& ms);
 // QUEUED_MS ERROR, in the order given (the API sends newest first).
 std::string FormatInvocations(const Json& invocations);
 
+// GET /v1/function-slots' slots as a table: name, function, state, calls served, whether
+// pre-warmed, init ms, and for FPGA functions the card and whether the image was loaded for the
+// slot (with its load time).
+std::string FormatFunctionSlots(const Json& slots);
+
 // `function logs`: oldest first, each invocation's header line
 //   <started_at>  <request_id>  <cold|warm>  <state>[ <error_type>]  <duration> ms
 // (followed by ", init <ms> ms" after a cold start and ", attempt <n>" for an async retry;

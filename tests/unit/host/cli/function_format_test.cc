@@ -230,6 +230,46 @@ TEST(FormatInvocationsTest, TableInTheOrderGiven) {
   EXPECT_THAT(lines[2], HasSubstr("41.0"));
 }
 
+TEST(FormatInvocationsTest, FpgaCallsAddTheCardAndTheLoad) {
+  Json list = Json::array({Invocation("req-2", "warm", "succeeded", 0.9, nullptr, ""),
+                           Invocation("req-1", "cold", "succeeded", 2.0, 1460.0, "")});
+  list[0]["fpga_card"] = "card-0000-10-00-0";
+  list[0]["image_load_ms"] = 0;
+  list[1]["fpga_card"] = "card-0000-10-00-0";
+  list[1]["image_load_ms"] = 2006.0;
+  std::string text = FormatInvocations(list);
+  EXPECT_THAT(text, HasSubstr("QUEUED_MS  CARD               LOAD_MS  ERROR"));
+  EXPECT_THAT(text, HasSubstr("card-0000-10-00-0  -        -"));
+  EXPECT_THAT(text, HasSubstr("card-0000-10-00-0  2006     -"));
+  // Without FPGA calls, no such columns.
+  EXPECT_THAT(
+      FormatInvocations(Json::array({Invocation("r", "warm", "succeeded", 1, nullptr, "")})),
+      Not(HasSubstr("CARD")));
+}
+
+TEST(FormatFunctionSlotsTest, ShowsStateAndTheCardOfFpgaSlots) {
+  Json slots = Json::array(
+      {{{"name", "fn-1-vadd"},
+        {"function", "vadd"},
+        {"state", "idle"},
+        {"invocations", 3},
+        {"prewarmed", true},
+        {"init_ms", 1460.2},
+        {"fpga", {{"card", "card-0000-10-00-0"}, {"loaded_for_slot", true}, {"load_ms", 2006}}}},
+       {{"name", "fn-2-echo"},
+        {"function", "echo"},
+        {"state", "initialising"},
+        {"invocations", 0},
+        {"prewarmed", false}}});
+  std::string text = FormatFunctionSlots(slots);
+  EXPECT_THAT(
+      text, HasSubstr("NAME       FUNCTION  STATE         INVOCATIONS  PREWARMED  INIT_MS  CARD"));
+  EXPECT_THAT(text, HasSubstr("fn-1-vadd  vadd      idle          3            true       1460     "
+                              "card-0000-10-00-0  loaded in 2006 ms"));
+  EXPECT_THAT(text,
+              HasSubstr("fn-2-echo  echo      initialising  0            false      -        -"));
+}
+
 TEST(FormatInvocationLogsTest, OldestFirstEachHeaderThenItsLog) {
   Json list = Json::array(
       {Invocation("req-2", "warm", "failed", 0.21, nullptr, "echo-sh: request req-2\n"),
