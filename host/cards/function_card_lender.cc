@@ -95,6 +95,13 @@ StatusOr<functions::LentCard> FunctionCardLender::Lend(std::string_view tenant,
   return card;
 }
 
+bool FunctionCardLender::StillFit(const functions::LentCard& card) {
+  StatusOr<Json> view = cards_.Get(card.card_id);
+  if (!view.ok()) return false;
+  return view->value("present", false) && view->value("admin_state", "") == "active" &&
+         (*view)["health"].value("state", "") != "unhealthy";
+}
+
 void FunctionCardLender::GiveBack(const functions::LentCard& card, std::string_view borrower) {
   Status s = cards_.Unassign(card.card_id, Owner(borrower));
   if (!s.ok()) {

@@ -35,6 +35,7 @@ class FunctionCardLender : public functions::CardLender {
   int Available(std::string_view tenant, std::string_view image_id) override;
   StatusOr<functions::LentCard> Lend(std::string_view tenant, std::string_view image_id,
                                      std::string_view borrower) override;
+  bool StillFit(const functions::LentCard& card) override;
   void GiveBack(const functions::LentCard& card, std::string_view borrower) override;
 
  private:

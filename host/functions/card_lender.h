@@ -55,6 +55,10 @@ class CardLender {
   virtual StatusOr<LentCard> Lend(std::string_view tenant, std::string_view image_id,
                                   std::string_view borrower) = 0;
 
+  // Whether a lent card should stay with its slot: false once it is drained or draining by the
+  // operator, unhealthy or gone, so the slot retires (when idle) and the card goes back.
+  virtual bool StillFit(const LentCard& card) = 0;
+
   // The slot is done with the card: it is free again (it keeps the image loaded).
   virtual void GiveBack(const LentCard& card, std::string_view borrower) = 0;
 };

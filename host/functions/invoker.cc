@@ -1052,7 +1052,36 @@ void Invoker::ArmTick() {
   });
 }
 
+void Invoker::RetireFromUnfitCards() {
+  if (!deps_.cards) return;
+  std::vector<std::shared_ptr<Slot>> holding;
+  {
+    MutexLock lock(mu_);
+    for (auto& [key, pool] : pools_) {
+      for (const std::shared_ptr<Slot>& s : pool->idle) {
+        if (s->card) holding.push_back(s);
+      }
+    }
+  }
+  // Asked without the lock: the card manager has its own.
+  std::erase_if(holding, [this](const auto& s) { return deps_.cards->StillFit(*s->card); });
+  if (holding.empty()) return;
+  Starts starts;
+  {
+    MutexLock lock(mu_);
+    for (const std::shared_ptr<Slot>& s : holding) {
+      if (s->busy || s->removed) continue;
+      spdlog::info("functions: retiring slot {}: card {} is drained, unhealthy or gone", s->name,
+                   s->card->card_id);
+      RemoveSlot(s);
+    }
+    PlanAllStarts(starts);
+  }
+  RunStarts(std::move(starts));
+}
+
 void Invoker::Tick() {
+  RetireFromUnfitCards();
   std::vector<std::shared_ptr<Call>> expired;
   Starts starts;
   {

@@ -37,7 +37,8 @@
 // come. The slot's runtime finds the card in its environment (FPGAHOST_FPGA_DEVICE: the user
 // PF's BDF; FPGAHOST_XCLBIN: the image's xclbin, bound read-only at /opt/fpga/image.xclbin;
 // FPGAHOST_CARD_ID, FPGAHOST_IMAGE_ID, FPGAHOST_XCLBIN_UUID). The card goes back once the
-// slot's sandbox is gone.
+// slot's sandbox is gone, or sooner when the card is drained or turns unhealthy: a slot on such a
+// card retires at the first tick that finds it idle.
 //
 // An asynchronous invocation (Event) is accepted (202) into an in-memory queue and run as
 // above; one that ends in a function error or timeout is retried `async_retries` times (Lambda:
@@ -262,6 +263,8 @@ class Invoker {
   // The call that ran for an idempotent key ended: its result is kept and shared.
   void CompleteReuse(const Call& call, const InvokeResponse& response);
   void Tick() EXCLUDES(mu_);
+  // Retires idle FPGA slots whose cards the operator drains or that turned unhealthy.
+  void RetireFromUnfitCards() EXCLUDES(mu_);
   void ArmTick() EXCLUDES(mu_);
   SandboxSpec SpecFor(const FunctionConfig& f, const Slot& slot) const;
 

@@ -209,6 +209,24 @@ TEST_F(FpgaFunctionTest, PrewarmLoadsTheImageAheadAndTheFirstCallDoesNotWaitForI
       << unannounced_record.dump(2);
 }
 
+TEST_F(FpgaFunctionTest, DrainingALentCardRetiresTheSlotOnIt) {
+  Start({{"--function-idle-timeout", "600"}});
+  ASSERT_EQ(Create("probe", Upload("vadd")).status, 201u);
+  std::string card = Invoke("probe")["card"];
+  // The operator drains the card under the idle slot: the slot retires (not after the idle
+  // timeout, ten minutes here), the card is drained, and the next call runs on another card.
+  http::ClientResponse drained = Post("/v1/cards/" + card + "/drain");
+  ASSERT_EQ(drained.status, 200u) << drained.body;
+  EXPECT_EQ(Json::parse(drained.body)["admin_state"], "draining");
+  Json view =
+      Poll("/v1/cards/" + card, [](const Json& c) { return c["admin_state"] == "drained"; });
+  EXPECT_EQ(view["assignment"], "free");
+  EXPECT_TRUE(Slots().empty());
+  Json next = Invoke("probe");
+  EXPECT_NE(next["card"], card);
+  EXPECT_THAT(next["card"].get<std::string>(), StartsWith("card-"));
+}
+
 TEST_F(FpgaFunctionTest, CardsLentBeforeACrashAreFreeAfterTheRestart) {
   Start();
   std::string image = Upload("vadd");
