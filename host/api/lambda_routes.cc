@@ -62,6 +62,20 @@ StatusOr<FunctionConfig> ParseCreate(const Principal& who, std::string_view body
   ASSIGN_OR_RETURN(f.role, text("Role"));
   ASSIGN_OR_RETURN(f.description, text("Description"));
   ASSIGN_OR_RETURN(f.fpga_image, text("FpgaImage"));
+  if (j.contains("TenantSidecars") && !j["TenantSidecars"].is_null()) {
+    const Json& names = j["TenantSidecars"];
+    if (!names.is_array() || names.size() > 10) {
+      return InvalidArgumentError("TenantSidecars must be a list of at most 10 extension names",
+                                  functions::kInvalidParameterValue);
+    }
+    for (const Json& name : names) {
+      if (!name.is_string()) {
+        return InvalidArgumentError("TenantSidecars must be a list of extension names",
+                                    functions::kInvalidParameterValue);
+      }
+      f.tenant_sidecars.push_back(name.get<std::string>());
+    }
+  }
   ASSIGN_OR_RETURN(f.memory_mib, integer("MemorySize", f.memory_mib));
   ASSIGN_OR_RETURN(f.timeout_seconds, integer("Timeout", f.timeout_seconds));
   ASSIGN_OR_RETURN(std::string package_type, text("PackageType", "Zip"));

@@ -198,7 +198,10 @@ class FunctionCreateCommand : public Command {
                                                        "description")(
         "handler", po::value<std::string>(), "handler, passed to the runtime as _HANDLER")(
         "image", po::value<std::string>(),
-        "an FPGA function: the image (img-...) its slots run with, each on a card of its own");
+        "an FPGA function: the image (img-...) its slots run with, each on a card of its own")(
+        "tenant-sidecar", po::value<std::vector<std::string>>()->composing(),
+        "an extension of the bundle (extensions/NAME) to run once for the tenant, beside its "
+        "slots, instead of in each (repeatable)");
   }
   Status Run(CliContext& ctx, const po::variables_map& vm) override {
     bool has_zip = vm.count("zip") != 0u;
@@ -219,6 +222,9 @@ class FunctionCreateCommand : public Command {
     if (vm.count("description") != 0u) args.description = vm["description"].as<std::string>();
     if (vm.count("handler") != 0u) args.handler = vm["handler"].as<std::string>();
     if (vm.count("image") != 0u) args.fpga_image = vm["image"].as<std::string>();
+    if (vm.count("tenant-sidecar") != 0u) {
+      args.tenant_sidecars = vm["tenant-sidecar"].as<std::vector<std::string>>();
+    }
     ASSIGN_OR_RETURN(Json body, CreateFunctionBody(args));
     ASSIGN_OR_RETURN(Json created,
                      LambdaCall(ctx, "POST", "/2015-03-31/functions", &body, kCreateTimeout));

@@ -85,6 +85,7 @@ StatusOr<Json> CreateFunctionBody(const CreateFunctionArgs& args) {
   if (!args.handler.empty()) body["Handler"] = args.handler;
   if (!args.description.empty()) body["Description"] = args.description;
   if (!args.fpga_image.empty()) body["FpgaImage"] = args.fpga_image;
+  if (!args.tenant_sidecars.empty()) body["TenantSidecars"] = args.tenant_sidecars;
   if (args.memory_mib) body["MemorySize"] = *args.memory_mib;
   if (args.timeout_seconds) body["Timeout"] = *args.timeout_seconds;
   if (!variables.empty()) body["Environment"] = {{"Variables", std::move(variables)}};
@@ -179,6 +180,10 @@ std::string FormatFunctionConfiguration(const Json& configuration, const Json& c
   };
   if (const Json& features = JsonField(configuration, "CpuFeatures"); features.is_array()) {
     line("cpu features", joined(features));
+  }
+  if (const Json& sidecars = JsonField(configuration, "TenantSidecars");
+      sidecars.is_array() && !sidecars.empty()) {
+    line("tenant sidecars", joined(sidecars));
   }
   if (const Json& image = JsonField(configuration, "FpgaImage"); image.is_string()) {
     line("fpga image", JsonText(image));

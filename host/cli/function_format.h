@@ -30,7 +30,8 @@ struct CreateFunctionArgs {
   std::vector<std::string> env;  // "KEY=VALUE" as given on the command line
   std::string description;
   std::string handler;
-  std::string fpga_image;  // img-...: an FPGA function
+  std::string fpga_image;                    // img-...: an FPGA function
+  std::vector<std::string> tenant_sidecars;  // extensions run once per tenant
 };
 
 // Lambda's CreateFunction body: Runtime provided.al2023, the placeholder role, Code.ZipFile in

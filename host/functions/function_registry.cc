@@ -110,12 +110,19 @@ Status CheckConfig(const FunctionConfig& f) {
 }
 
 Json ConfigToJson(const FunctionConfig& f) {
-  Json j = {{"description", f.description},   {"runtime", f.runtime},
-            {"handler", f.handler},           {"role", f.role},
-            {"memory_mib", f.memory_mib},     {"timeout_seconds", f.timeout_seconds},
-            {"environment", f.environment},   {"code_sha256_base64", f.code_sha256_base64},
-            {"code_size", f.code_size},       {"last_modified", f.last_modified},
-            {"cpu_features", f.cpu_features}, {"fpga_image", f.fpga_image}};
+  Json j = {{"description", f.description},
+            {"runtime", f.runtime},
+            {"handler", f.handler},
+            {"role", f.role},
+            {"memory_mib", f.memory_mib},
+            {"timeout_seconds", f.timeout_seconds},
+            {"environment", f.environment},
+            {"code_sha256_base64", f.code_sha256_base64},
+            {"code_size", f.code_size},
+            {"last_modified", f.last_modified},
+            {"cpu_features", f.cpu_features},
+            {"fpga_image", f.fpga_image},
+            {"tenant_sidecars", f.tenant_sidecars}};
   j["reserved_concurrency"] =
       f.reserved_concurrency ? Json(*f.reserved_concurrency) : Json(nullptr);
   j["idempotency"] = f.idempotency ? f.idempotency->ToJson() : Json(nullptr);
@@ -141,6 +148,11 @@ FunctionConfig ConfigFromRow(const Statement& q) {
     f.code_size = j.value("code_size", uint64_t{0});
     f.last_modified = j.value("last_modified", "");
     f.fpga_image = j.value("fpga_image", "");
+    if (j.contains("tenant_sidecars") && j["tenant_sidecars"].is_array()) {
+      for (const Json& name : j["tenant_sidecars"]) {
+        if (name.is_string()) f.tenant_sidecars.push_back(name.get<std::string>());
+      }
+    }
     if (j.contains("reserved_concurrency") && j["reserved_concurrency"].is_number_integer()) {
       f.reserved_concurrency = j["reserved_concurrency"].get<int>();
     }
@@ -209,6 +221,7 @@ Json FunctionConfigurationJson(const FunctionConfig& f, std::string_view region,
           {"Architectures", {"x86_64"}},
           {"CpuFeatures", f.cpu_features},
           {"FpgaImage", f.fpga_image.empty() ? Json(nullptr) : Json(f.fpga_image)},
+          {"TenantSidecars", f.tenant_sidecars},
           // fpgahost's own: null unless the function was declared idempotent.
           {"Idempotency", f.idempotency ? f.idempotency->ToJson() : Json(nullptr)}};
 }
@@ -274,6 +287,15 @@ StatusOr<FunctionConfig> FunctionRegistry::Create(FunctionConfig config,
     return features.status();
   }
   config.cpu_features = *std::move(features);
+  // Tenant sidecars are extensions of this bundle.
+  for (const std::string& name : config.tenant_sidecars) {
+    if (name.empty() || name.front() == '.' || name.find('/') != std::string::npos ||
+        !fs::is_regular_file(dir / "extensions" / name, ec)) {
+      CollectCode(config.code_sha256_hex);
+      return Invalid(fmt::format(
+          "TenantSidecars: '{}' is not an extension of the bundle (a file in extensions/)", name));
+    }
+  }
   Status saved = store_.InTransaction([&](SqliteDb& db) -> Status {
     RETURN_IF_ERROR(Save(db, config));
     return AppendEvent(db, clock_, "function.created", config.tenant + "/" + config.name,

@@ -70,6 +70,11 @@ struct FunctionConfig {
   // that image loaded (host/functions/card_lender.h). Empty for a CPU-only function.
   // fpgahost's own, set at create ("FpgaImage"); the caller must be able to load the image.
   std::string fpga_image;
+  // Sidecars per tenant: names of the bundle's extensions (extensions/<name>) that run once per
+  // tenant, in a sandbox of their own beside the tenant's slots, instead of in every slot; they
+  // hear INVOKE for every call of the functions that declare them and SHUTDOWN when the last
+  // such slot goes. fpgahost's own ("TenantSidecars"); the other extensions run per slot.
+  std::vector<std::string> tenant_sidecars;
 
   // Code, filled in by the registry.
   std::string code_sha256_hex;

@@ -1,6 +1,7 @@
 #include "host/functions/invoker.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 
 #include "common/digest.h"
 #include "common/ids.h"
+#include "host/functions/sandbox_bwrap.h"
 
 namespace fpgahost::functions {
 namespace {
@@ -30,6 +32,10 @@ constexpr char kCapacityOwner[] = "functions";
 // not make room for (Lambda has no equivalent: it never queues synchronous calls).
 constexpr char kHostCapacityExceeded[] = "HostCapacityExceeded";
 constexpr char kServiceException[] = "ServiceException";
+// How long a tenant sidecar's extensions may take over one INVOKE event before their sandbox is
+// killed (as a slot's is at its function's timeout).
+constexpr auto kSidecarEventTimeout = std::chrono::seconds(60);
+constexpr size_t kSidecarLogBytes = 16 * 1024;
 // Where an FPGA function's slot finds its image's xclbin.
 constexpr char kSandboxXclbin[] = "/opt/fpga/image.xclbin";
 
@@ -45,11 +51,9 @@ std::string NewRequestId() {
 // Slots are shared by calls of the same function version: same code and the same settings
 // the sandbox is made with.
 std::string VersionKey(const FunctionConfig& f) {
-  Json settings = {{"memory", f.memory_mib},
-                   {"timeout", f.timeout_seconds},
-                   {"handler", f.handler},
-                   {"environment", f.environment},
-                   {"fpga_image", f.fpga_image}};
+  Json settings = {{"memory", f.memory_mib},     {"timeout", f.timeout_seconds},
+                   {"handler", f.handler},       {"environment", f.environment},
+                   {"fpga_image", f.fpga_image}, {"tenant_sidecars", f.tenant_sidecars}};
   return fmt::format("{}/{}@{}:{}", f.tenant, f.name, f.code_sha256_hex,
                      Sha256Hex(settings.dump()).substr(0, 16));
 }
@@ -94,6 +98,7 @@ struct Invoker::Slot {
   std::shared_ptr<const FunctionConfig> fn;
   std::shared_ptr<FunctionSlot> slot;  // null while starting
   std::optional<LentCard> card;        // an FPGA function's, once lent
+  std::shared_ptr<Sidecar> sidecar;    // its tenant's sidecar sandbox, when it declares one
   int64_t memory_mib = 0;
   int64_t milli_vcpus = 0;
   bool busy = false;
@@ -124,6 +129,23 @@ struct Invoker::Pool {
   };
   std::map<std::string, Route, std::less<>> routes;
   std::list<std::string> lru;
+};
+
+struct Invoker::Sidecar {
+  std::string key;
+  std::string name;
+  std::string tenant;
+  std::vector<std::string> extensions;
+  std::shared_ptr<FunctionSlot> slot;  // null while starting, and when it could not start
+  bool started = false;                // the start is over, whether it worked or not
+  Status failure = Status::Ok();
+  bool retired = false;  // its last user went
+  int users = 0;         // slots using it (or starting to)
+  bool busy = false;     // an INVOKE event is with its extensions
+  std::deque<Invocation> backlog;
+  uint64_t events = 0;
+  uint64_t dropped = 0;
+  std::string log;  // the latest of its extensions' output
 };
 
 // Timers and the callbacks in flight on I/O threads, so Stop can wait for them.
@@ -669,6 +691,10 @@ void Invoker::RemoveSlot(const std::shared_ptr<Slot>& slot) {
     slot->waiters.clear();
     DropIfUnused(slot->key);
   }
+  if (slot->sidecar) {
+    ReleaseSidecar(slot->sidecar);
+    slot->sidecar.reset();
+  }
   // The card goes back once the sandbox is gone (FunctionSlot's on_stopped).
   if (slot->card && slot->slot) ++cards_returning_;
   if (!slot->slot) return;
@@ -699,6 +725,7 @@ SandboxSpec Invoker::SpecFor(const FunctionConfig& f, const Slot& slot) const {
   spec.name = slot_name;
   spec.task_dir = deps_.registry.CodeDir(f);
   spec.argv = {"/var/task/bootstrap"};
+  spec.extensions_except = f.tenant_sidecars;  // they run in the tenant's sidecar sandbox
   // The function's variables, then Lambda's own (which a function cannot override).
   for (const auto& [k, v] : f.environment) spec.env.emplace_back(k, v);
   std::string day = FormatRfc3339(deps_.clock.Now()).substr(0, 10);
@@ -762,6 +789,138 @@ bool Invoker::LendCard(Slot& slot, Status& failure, bool& retry) {
   return true;
 }
 
+// std::unique_lock (which the condition variable needs) carries no thread-safety annotations.
+std::shared_ptr<Invoker::Sidecar> Invoker::AcquireSidecar(
+    const std::shared_ptr<const FunctionConfig>& fn, Status& failure) NO_THREAD_SAFETY_ANALYSIS {
+  std::vector<std::string> names = fn->tenant_sidecars;
+  std::sort(names.begin(), names.end());
+  std::string key = fmt::format("{}/{}:{}", fn->tenant, fn->code_sha256_hex, fmt::join(names, ","));
+  std::shared_ptr<Sidecar> sidecar;
+  {
+    std::unique_lock<Mutex> lock(mu_);
+    if (stopping_) {
+      failure = UnavailableError("fpgahostd is shutting down", kServiceException);
+      return nullptr;
+    }
+    std::shared_ptr<Sidecar>& entry = sidecars_[key];
+    if (entry) {
+      sidecar = entry;
+      ++sidecar->users;
+      sidecar_started_.wait(lock, [&] { return sidecar->started; });
+      if (sidecar->slot) return sidecar;
+      --sidecar->users;
+      failure = sidecar->failure;
+      return nullptr;
+    }
+    Status held = Hold(held_memory_mib_ + kSidecarMemoryMib, held_milli_vcpus_);
+    if (!held.ok()) {
+      sidecars_.erase(key);
+      failure = held.WithContext("the tenant's sidecar sandbox");
+      return nullptr;
+    }
+    entry = std::make_shared<Sidecar>();
+    sidecar = entry;
+    sidecar->key = key;
+    sidecar->tenant = fn->tenant;
+    sidecar->extensions = names;
+    sidecar->name =
+        fmt::format("fn-{}-sc{}-{}", instance_, next_sidecar_++, fn->tenant.substr(0, 40));
+    sidecar->users = 1;
+  }
+  SandboxSpec spec;
+  spec.name = sidecar->name;
+  spec.task_dir = deps_.registry.CodeDir(*fn);
+  spec.argv = {kSandboxLauncherPath, "relay"};
+  spec.extensions_only = names;
+  spec.env = {{"AWS_LAMBDA_FUNCTION_NAME", "fpgahost-tenant-sidecars"},
+              {"AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"},
+              {"AWS_REGION", options_.region},
+              {"FPGAHOST_TENANT", fn->tenant},
+              {"LANG", "en_US.UTF-8"},
+              {"TZ", ":UTC"},
+              {"PATH", "/usr/local/bin:/usr/bin:/bin:/opt/bin"}};
+  spec.memory_mib = kSidecarMemoryMib;
+  spec.cpus = static_cast<double>(kSidecarMemoryMib) / kMibPerVcpu;
+  spec.init_cpus = 1.0;
+  spec.max_pids = options_.max_pids;
+  spec.tmp_mib = 64;
+  std::weak_ptr<Sidecar> weak = sidecar;
+  FunctionSlot::Hooks hooks;
+  hooks.on_retired = [weak] {
+    if (auto s = weak.lock()) spdlog::warn("functions: tenant sidecar sandbox {} ended", s->name);
+  };
+  StatusOr<std::shared_ptr<FunctionSlot>> started =
+      FunctionSlot::Start(deps_.sandbox, spec, deps_.io, reaper_, std::move(hooks));
+  {
+    MutexLock lock(mu_);
+    sidecar->started = true;
+    if (!started.ok()) {
+      failure = started.status().WithContext("the tenant's sidecar sandbox did not start");
+      sidecar->failure = failure;
+      --sidecar->users;
+      auto it = sidecars_.find(key);
+      if (it != sidecars_.end() && it->second == sidecar) sidecars_.erase(it);
+      Hold(held_memory_mib_ - kSidecarMemoryMib, held_milli_vcpus_).IgnoreError();
+      sidecar = nullptr;
+    } else {
+      sidecar->slot = *started;
+      spdlog::info("functions: tenant sidecar sandbox {} for {} runs {}", sidecar->name,
+                   sidecar->tenant, fmt::join(names, ", "));
+      if (stopping_) sidecar->slot->Kill();
+    }
+  }
+  sidecar_started_.notify_all();
+  if (sidecar) PumpSidecar(sidecar);
+  return sidecar;
+}
+
+void Invoker::ReleaseSidecar(const std::shared_ptr<Sidecar>& sidecar) {
+  if (--sidecar->users > 0) return;
+  sidecar->retired = true;
+  auto it = sidecars_.find(sidecar->key);
+  if (it != sidecars_.end() && it->second == sidecar) sidecars_.erase(it);
+  Hold(held_memory_mib_ - kSidecarMemoryMib, held_milli_vcpus_).IgnoreError();
+  if (!sidecar->slot) return;
+  // Its extensions hear SHUTDOWN, as a slot's do.
+  if (stopping_) {
+    sidecar->slot->Kill();
+  } else {
+    sidecar->slot->Shutdown();
+    shutting_down_.push_back(sidecar->slot);
+  }
+}
+
+void Invoker::PumpSidecar(const std::shared_ptr<Sidecar>& sidecar) {
+  Invocation event;
+  std::shared_ptr<FunctionSlot> target;
+  {
+    MutexLock lock(mu_);
+    if (sidecar->busy || !sidecar->slot || sidecar->retired || sidecar->backlog.empty()) return;
+    event = std::move(sidecar->backlog.front());
+    sidecar->backlog.pop_front();
+    sidecar->busy = true;
+    target = sidecar->slot;
+  }
+  Status s =
+      target->Invoke(std::move(event), kSidecarEventTimeout, [this, sidecar](SlotOutcome outcome) {
+        {
+          MutexLock lock(mu_);
+          sidecar->busy = false;
+          ++sidecar->events;
+          sidecar->log = Tail(sidecar->log + outcome.log, kSidecarLogBytes);
+        }
+        PumpSidecar(sidecar);
+      });
+  if (!s.ok()) {
+    spdlog::warn("functions: tenant sidecar sandbox {} takes no more events: {}", sidecar->name,
+                 s.ToString());
+    MutexLock lock(mu_);
+    sidecar->busy = false;
+    sidecar->dropped += 1 + sidecar->backlog.size();
+    sidecar->backlog.clear();
+  }
+}
+
 void Invoker::ReturnCard(const LentCard& card, const std::string& slot_name) {
   deps_.cards->GiveBack(card, slot_name);
   Starts starts;
@@ -777,6 +936,17 @@ void Invoker::StartSlot(std::string key, std::shared_ptr<Slot> slot) {
   Status card_failure;
   bool card_retry = false;
   bool card_ok = slot->fn->fpga_image.empty() || LendCard(*slot, card_failure, card_retry);
+  if (card_ok && !slot->fn->tenant_sidecars.empty()) {
+    // Started before the slot's runtime, as the slot's own extensions are.
+    std::shared_ptr<Sidecar> sidecar = AcquireSidecar(slot->fn, card_failure);
+    card_ok = sidecar != nullptr;
+    MutexLock lock(mu_);
+    if (sidecar && slot->removed) {
+      ReleaseSidecar(sidecar);
+    } else {
+      slot->sidecar = std::move(sidecar);
+    }
+  }
   std::weak_ptr<Slot> weak = slot;
   FunctionSlot::Hooks hooks;
   hooks.on_ready = [this, weak] {
@@ -877,7 +1047,29 @@ void Invoker::Dispatch(std::shared_ptr<Slot> slot, std::shared_ptr<Call> call) {
   Status s = slot->slot->Invoke(
       std::move(invocation), std::chrono::seconds(fn.timeout_seconds),
       [this, slot, call](SlotOutcome outcome) { OnOutcome(slot, call, std::move(outcome)); });
-  if (s.ok()) return;
+  if (s.ok()) {
+    std::shared_ptr<Sidecar> sidecar;
+    {
+      MutexLock lock(mu_);
+      sidecar = slot->sidecar;
+      if (sidecar && !sidecar->retired) {
+        // What Lambda's INVOKE event carries: not the payload.
+        Invocation event;
+        event.request_id = call->request_id;
+        event.payload = "{}";
+        event.deadline = deps_.clock.Now() + std::chrono::seconds(fn.timeout_seconds);
+        event.function_arn = FunctionArn(fn, options_.region);
+        event.trace_id = call->request.trace_id;
+        if (sidecar->backlog.size() >= kMaxSidecarBacklog) {
+          sidecar->backlog.pop_front();
+          ++sidecar->dropped;
+        }
+        sidecar->backlog.push_back(std::move(event));
+      }
+    }
+    if (sidecar) PumpSidecar(sidecar);
+    return;
+  }
   // The slot ended between being chosen and being handed the call: queue it again.
   spdlog::debug("functions: slot {} refused {}: {}", slot->name, call->request_id, s.ToString());
   Starts starts;
@@ -1159,10 +1351,15 @@ Json Invoker::SlotsView(std::string_view tenant) const {
       // initialisation, which is sooner than a new slot), but is not warm yet.
       std::string state = "starting";
       if (s->slot) state = s->busy ? "busy" : s->ready ? "idle" : "initialising";
-      Json j = {{"name", s->name},          {"tenant", s->fn->tenant},
-                {"function", s->fn->name},  {"version", s->fn->code_sha256_base64},
-                {"state", state},           {"memory_mib", s->memory_mib},
-                {"invocations", s->served}, {"prewarmed", s->prewarmed}};
+      Json j = {{"name", s->name},
+                {"kind", "function"},
+                {"tenant", s->fn->tenant},
+                {"function", s->fn->name},
+                {"version", s->fn->code_sha256_base64},
+                {"state", state},
+                {"memory_mib", s->memory_mib},
+                {"invocations", s->served},
+                {"prewarmed", s->prewarmed}};
       if (s->card) {
         j["fpga"] = {{"card", s->card->card_id},           {"device", s->card->user_bdf},
                      {"image_id", s->card->image_id},      {"xclbin_uuid", s->card->xclbin_uuid},
@@ -1174,6 +1371,27 @@ Json Invoker::SlotsView(std::string_view tenant) const {
       }
       out.push_back(std::move(j));
     }
+  }
+  for (const auto& [key, sidecar] : sidecars_) {
+    if (!tenant.empty() && sidecar->tenant != tenant) continue;
+    std::string state = sidecar->slot ? (sidecar->busy ? "busy" : "idle") : "starting";
+    Json extensions = Json::array();
+    if (sidecar->slot) {
+      if (sidecar->slot->state() == FunctionSlot::State::kRetired) state = "retired";
+      for (const ExtensionStatus& e : sidecar->slot->extensions()) {
+        extensions.push_back({{"name", e.name}, {"state", e.state}});
+      }
+    }
+    out.push_back({{"name", sidecar->name},
+                   {"kind", "tenant-sidecar"},
+                   {"tenant", sidecar->tenant},
+                   {"state", state},
+                   {"extensions", std::move(extensions)},
+                   {"slots_using", sidecar->users},
+                   {"events", sidecar->events},
+                   {"events_waiting", sidecar->backlog.size()},
+                   {"events_dropped", sidecar->dropped},
+                   {"log_tail", sidecar->log}});
   }
   return out;
 }

@@ -40,6 +40,15 @@
 // slot's sandbox is gone, or sooner when the card is drained or turns unhealthy: a slot on such a
 // card retires at the first tick that finds it idle.
 //
+// Tenant sidecars: a function may run some of its bundle's extensions once per tenant instead of
+// in every slot (FunctionConfig::tenant_sidecars). They run in a sandbox of their own, the
+// tenant's sidecar sandbox (one per tenant and bundle), started before the first slot that uses
+// it, whose runtime is fpgahost-slot-init's relay; they speak Lambda's Extensions API unchanged:
+// INVOKE for every call of the tenant's functions that declare them (one at a time, in order,
+// at most kMaxSidecarBacklog waiting), SHUTDOWN when the last slot using them retires. Another
+// tenant's calls never reach them, and their sandbox is not the slots' (no shared processes,
+// /tmp or network). Its memory (kSidecarMemoryMib) is held in the capacity account.
+//
 // An asynchronous invocation (Event) is accepted (202) into an in-memory queue and run as
 // above; one that ends in a function error or timeout is retried `async_retries` times (Lambda:
 // twice), after `async_retry_delay` and twice that (Lambda: one and two minutes). Throttled
@@ -58,6 +67,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -105,6 +115,10 @@ struct InvokeRequest {
   std::string trace_id;
   std::string routing_key;  // affinity: see above; empty for none
 };
+
+// A tenant sidecar sandbox's memory, and how many INVOKE events may wait for it.
+inline constexpr int64_t kSidecarMemoryMib = 128;
+inline constexpr size_t kMaxSidecarBacklog = 1000;
 
 // The longest routing key accepted.
 inline constexpr size_t kMaxRoutingKeyBytes = 256;
@@ -204,6 +218,7 @@ class Invoker {
   struct Call;
   struct Slot;
   struct Pool;
+  struct Sidecar;
   // Slots to start, with their version keys.
   using Starts = std::vector<std::pair<std::string, std::shared_ptr<Slot>>>;
 
@@ -250,6 +265,13 @@ class Invoker {
   // Lends the slot its card (blocking); false when it must not start (the error in `failure`;
   // `retry`: no card was free after all, its calls wait on).
   bool LendCard(Slot& slot, Status& failure, bool& retry) EXCLUDES(mu_);
+  // The tenant sidecar sandbox `fn`'s slots use, started (blocking) when it is not running;
+  // null (and `failure`) when it cannot start. Each call is matched by one ReleaseSidecar.
+  std::shared_ptr<Sidecar> AcquireSidecar(const std::shared_ptr<const FunctionConfig>& fn,
+                                          Status& failure) EXCLUDES(mu_);
+  void ReleaseSidecar(const std::shared_ptr<Sidecar>& sidecar) REQUIRES(mu_);
+  // Hands the sidecar its next INVOKE event when it is free.
+  void PumpSidecar(const std::shared_ptr<Sidecar>& sidecar) EXCLUDES(mu_);
   // A slot's sandbox is gone: its card goes back, and starts that wait for one are planned.
   void ReturnCard(const LentCard& card, const std::string& slot_name) EXCLUDES(mu_);
   Status Hold(int64_t memory_mib, int64_t milli_vcpus) REQUIRES(mu_);
@@ -296,6 +318,10 @@ class Invoker {
   int cards_returning_ GUARDED_BY(mu_) = 0;
   // Retired slots whose extensions may still be in their shutdown grace.
   std::vector<std::weak_ptr<FunctionSlot>> shutting_down_ GUARDED_BY(mu_);
+  // Tenant sidecar sandboxes, by tenant, code and names.
+  std::map<std::string, std::shared_ptr<Sidecar>, std::less<>> sidecars_ GUARDED_BY(mu_);
+  uint64_t next_sidecar_ GUARDED_BY(mu_) = 1;
+  std::condition_variable_any sidecar_started_;
   struct Timers;
   std::unique_ptr<Timers> timers_ GUARDED_BY(mu_);
 };

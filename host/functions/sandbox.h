@@ -41,6 +41,11 @@ struct SandboxSpec {
   // `extensions/` directory, when it has one, is Lambda's /opt/extensions: every file in it
   // (at most kMaxSandboxExtensions, by name) is started as an extension beside argv.
   std::filesystem::path task_dir;
+  // Which of those extensions start here: all (nullopt), or only these (a tenant's sidecar
+  // sandbox, which runs the ones its functions declare tenant-wide); `extensions_except` never
+  // start here (they run in the tenant's sidecar sandbox instead). Names must be the bundle's.
+  std::optional<std::vector<std::string>> extensions_only;
+  std::vector<std::string> extensions_except;
   // What runs, as a path inside the sandbox: {"/var/task/bootstrap"}. argv[0] is absolute.
   std::vector<std::string> argv;
   // The whole environment of argv besides AWS_LAMBDA_RUNTIME_API (which the sandbox sets to

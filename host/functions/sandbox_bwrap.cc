@@ -753,6 +753,27 @@ StatusOr<std::unique_ptr<SandboxedProcess>> BwrapSandbox::Start(const SandboxSpe
   RETURN_IF_ERROR(ValidateSpec(spec));
   ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> extensions,
                    ListExtensions(spec.task_dir));
+  if (extensions) {
+    for (const auto* wanted :
+         {&spec.extensions_except, spec.extensions_only ? &*spec.extensions_only : nullptr}) {
+      if (!wanted) continue;
+      for (const std::string& name : *wanted) {
+        if (std::find(extensions->begin(), extensions->end(), name) == extensions->end()) {
+          return InvalidArgumentError(fmt::format("the bundle has no extension '{}'", name),
+                                      "NO_SUCH_EXTENSION");
+        }
+      }
+    }
+    std::erase_if(*extensions, [&spec](const std::string& name) {
+      return std::find(spec.extensions_except.begin(), spec.extensions_except.end(), name) !=
+                 spec.extensions_except.end() ||
+             (spec.extensions_only &&
+              std::find(spec.extensions_only->begin(), spec.extensions_only->end(), name) ==
+                  spec.extensions_only->end());
+    });
+  } else if (spec.extensions_only || !spec.extensions_except.empty()) {
+    return InvalidArgumentError("the bundle has no extensions/ directory", "NO_SUCH_EXTENSION");
+  }
   const auto started = Clock::now();
   const auto deadline = started + options_.start_timeout;
   ASSIGN_OR_RETURN(std::filesystem::path bwrap, FindProgram(options_.bwrap));

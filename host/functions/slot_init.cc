@@ -24,6 +24,12 @@
 //     PROGRAM. A successful exec closes the pipe; a failed one writes "exec <errno>\n" (PROGRAM)
 //     or "extension <errno> <NAME>\n" into it.
 //
+//   fpgahost-slot-init relay
+//     The runtime of a tenant's sidecar sandbox, whose only work is its extensions': speaks the
+//     Runtime API at $AWS_LAMBDA_RUNTIME_API, answering every invocation with {} at once (its
+//     extensions hear INVOKE; the invocation ends when they ask for their next event). Exits 0
+//     when the API goes away.
+//
 // Exit status: 125 when setting up fails (a message on stderr), 127 when PROGRAM cannot be
 // executed. Only libc and the C++ runtime are used: the binary runs inside sandboxes that see
 // nothing of the host but /usr.
@@ -41,6 +47,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -311,7 +318,67 @@ int Inner(const std::vector<std::string>& options, std::vector<char*>& program) 
 
 }  // namespace
 
+// One HTTP/1.1 request on a new connection to 127.0.0.1:`port`; the response's status, with the
+// request id header's value in `id` (empty when absent). -1 when the API is gone.
+int RelayRequest(uint16_t port, const std::string& request, std::string* id) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    ssize_t n;
+    // Connection: close: the response ends with the connection.
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) response.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (response.size() < 12 || response.compare(0, 5, "HTTP/") != 0) return -1;
+  if (id) {
+    id->clear();
+    const std::string header = "\r\nlambda-runtime-aws-request-id: ";
+    std::string lower = response.substr(0, response.find("\r\n\r\n"));
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    size_t at = lower.find(header);
+    if (at != std::string::npos) {
+      size_t start = at + header.size();
+      *id = response.substr(start, response.find("\r\n", start) - start);
+    }
+  }
+  return std::atoi(response.c_str() + 9);
+}
+
+int Relay() {
+  const char* api = std::getenv("AWS_LAMBDA_RUNTIME_API");
+  const char* colon = api ? std::strrchr(api, ':') : nullptr;
+  long port = 0;
+  if (!colon || !ParseNumber(colon + 1, 65535, port)) {
+    Fail(kSetupFailed, "relay: AWS_LAMBDA_RUNTIME_API is not host:port");
+  }
+  const std::string next =
+      "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: relay\r\nConnection: "
+      "close\r\n\r\n";
+  while (true) {
+    std::string id;
+    int status = RelayRequest(static_cast<uint16_t>(port), next, &id);
+    if (status < 0) return 0;
+    if (status != 200 || id.empty()) {
+      ::usleep(10000);  // refused: not a loop that burns the sandbox's CPU
+      continue;
+    }
+    std::string answer = "POST /2018-06-01/runtime/invocation/" + id +
+                         "/response HTTP/1.1\r\nHost: relay\r\nContent-Length: "
+                         "2\r\nConnection: close\r\n\r\n{}";
+    if (RelayRequest(static_cast<uint16_t>(port), answer, nullptr) < 0) return 0;
+  }
+}
+
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string_view(argv[1]) == "relay") return Relay();
   std::vector<std::string> options;
   std::vector<char*> program;
   int i = 2;

@@ -4,7 +4,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/base64.h"
 #include "common/json.h"
@@ -15,6 +18,7 @@ namespace fpgahost {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 using testing::FunctionWithExtensions;
 
@@ -133,6 +137,118 @@ sleep 1000
   Json error = Json::parse(r.body);
   EXPECT_EQ(error["errorType"], "Extension.ConfigMissing");
   EXPECT_EQ(error["errorMessage"], "no configuration");
+}
+
+// A tenant sidecar: notes every event it hears, with its tenant and whether it can see any
+// function runtime's process (it must not: its sandbox is its own).
+constexpr char kLedger[] = R"sh(
+register INVOKE SHUTDOWN
+while true; do
+  next_event
+  [ -n "$event_type" ] || exit 0
+  seen=$(grep -l '[b]ootstrap' /proc/[0-9]*/cmdline 2>/dev/null | wc -l)
+  echo "ledger $FPGAHOST_TENANT $event_type $request_id$shutdown_reason bootstraps-seen=$seen"
+done
+)sh";
+
+// The function answers with how many processes named ledger it can see in its own sandbox.
+constexpr char kLedgerless[] = R"sh(
+while true; do
+  next
+  here=$(grep -l '[l]edger' /proc/[0-9]*/cmdline 2>/dev/null | wc -l)
+  respond "{\"ledgers_here\":$here}"
+done
+)sh";
+
+TEST_F(ExtensionsTest, TenantSidecarsRunOncePerTenantBesideItsSlotsAndHearOnlyItsCalls) {
+  std::string zip = FunctionWithExtensions(kLedgerless, {{"ledger", kLedger}});
+  auto create = [&](const std::string& name, const std::string& token) {
+    Json body = {{"FunctionName", name},
+                 {"Runtime", "provided.al2023"},
+                 {"Role", "arn:aws:iam::123456789012:role/lambda"},
+                 {"MemorySize", 128},
+                 {"TenantSidecars", {"ledger"}},
+                 {"Code", {{"ZipFile", Base64Encode(zip)}}}};
+    return daemon_->Call("POST", "/2015-03-31/functions", token, body.dump());
+  };
+  http::ClientResponse tenant = Post("/v1/tenants", {{"name", "other"}});
+  ASSERT_EQ(tenant.status, 201u) << tenant.body;
+  std::string other = Json::parse(tenant.body)["token"]["secret"];
+  ASSERT_EQ(create("a", demo_).status, 201u);
+  ASSERT_EQ(create("b", demo_).status, 201u);
+  ASSERT_EQ(create("c", other).status, 201u);
+
+  std::vector<std::string> demo_ids, other_ids;
+  for (const char* name : {"a", "b", "a"}) {
+    http::ClientResponse r = Invoke(name, "{}");
+    ASSERT_EQ(r.status, 200u) << r.body;
+    // The sidecar is not in the function's sandbox.
+    EXPECT_EQ(Json::parse(r.body)["ledgers_here"], 0) << r.body;
+    demo_ids.push_back(r.headers["x-amzn-requestid"]);
+  }
+  http::ClientResponse r =
+      daemon_->Call("POST", "/2015-03-31/functions/c/invocations", other, "{}");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  other_ids.push_back(r.headers["x-amzn-requestid"]);
+
+  // One sidecar sandbox per tenant: demo's heard its three calls, other's its one.
+  auto sidecars = [&](const std::string& token) {
+    Json out = Json::array();
+    Json all = Json::parse(daemon_->Call("GET", "/v1/function-slots", token).body)["slots"];
+    for (const Json& s : all) {
+      if (s["kind"] == "tenant-sidecar") out.push_back(s);
+    }
+    return out;
+  };
+  Json mine;
+  for (int i = 0; i < 200; ++i) {
+    mine = sidecars(demo_);
+    if (mine.size() == 1 && mine[0]["events"] == 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(mine.size(), 1u) << mine.dump(2);
+  EXPECT_EQ(mine[0]["events"], 3) << mine.dump(2);
+  EXPECT_EQ(mine[0]["slots_using"], 2);  // a's slot and b's
+  EXPECT_EQ(mine[0]["extensions"][0]["name"], "ledger");
+  std::string log = mine[0]["log_tail"];
+  for (const std::string& id : demo_ids) {
+    EXPECT_THAT(log, HasSubstr("ledger demo INVOKE " + id + " bootstraps-seen=0"));
+  }
+  EXPECT_THAT(log, Not(HasSubstr(other_ids[0])));
+  Json theirs;
+  for (int i = 0; i < 200; ++i) {
+    theirs = sidecars(other);
+    if (theirs.size() == 1 && theirs[0]["events"] == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(theirs.size(), 1u) << theirs.dump(2);
+  EXPECT_NE(theirs[0]["name"], mine[0]["name"]);
+  EXPECT_THAT(theirs[0]["log_tail"].get<std::string>(),
+              HasSubstr("ledger other INVOKE " + other_ids[0]));
+  for (const std::string& id : demo_ids) {
+    EXPECT_THAT(theirs[0]["log_tail"].get<std::string>(), Not(HasSubstr(id)));
+  }
+  // The slots run without it.
+  for (const Json& s : Slots()) {
+    if (s["kind"] == "function") EXPECT_EQ(s["isolation"]["extensions"], Json::array());
+  }
+
+  // When the last slot using it retires, the sidecar sandbox goes too (after SHUTDOWN).
+  ASSERT_EQ(daemon_->Call("DELETE", "/2015-03-31/functions/a", demo_).status, 204u);
+  EXPECT_EQ(sidecars(demo_)[0]["slots_using"], 1);
+  ASSERT_EQ(daemon_->Call("DELETE", "/2015-03-31/functions/b", demo_).status, 204u);
+  EXPECT_TRUE(sidecars(demo_).empty());
+  EXPECT_EQ(sidecars(other).size(), 1u);
+
+  // A sidecar must be one of the bundle's extensions.
+  Json bad = {{"FunctionName", "bad"},
+              {"Runtime", "provided.al2023"},
+              {"Role", "arn:aws:iam::123456789012:role/lambda"},
+              {"TenantSidecars", {"shipper"}},
+              {"Code", {{"ZipFile", Base64Encode(zip)}}}};
+  http::ClientResponse refused = daemon_->Call("POST", "/2015-03-31/functions", demo_, bad.dump());
+  EXPECT_EQ(refused.status, 400u) << refused.body;
+  EXPECT_THAT(refused.body, HasSubstr("TenantSidecars: 'shipper' is not an extension"));
 }
 
 }  // namespace
