@@ -230,7 +230,9 @@ TEST_F(ExtensionsTest, TenantSidecarsRunOncePerTenantBesideItsSlotsAndHearOnlyIt
   }
   // The slots run without it.
   for (const Json& s : Slots()) {
-    if (s["kind"] == "function") EXPECT_EQ(s["isolation"]["extensions"], Json::array());
+    if (s["kind"] == "function") {
+      EXPECT_EQ(s["isolation"]["extensions"], Json::array());
+    }
   }
 
   // When the last slot using it retires, the sidecar sandbox goes too (after SHUTDOWN).
