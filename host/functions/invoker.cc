@@ -1048,6 +1048,7 @@ void Invoker::Dispatch(std::shared_ptr<Slot> slot, std::shared_ptr<Call> call) {
       std::move(invocation), std::chrono::seconds(fn.timeout_seconds),
       [this, slot, call](SlotOutcome outcome) { OnOutcome(slot, call, std::move(outcome)); });
   if (s.ok()) {
+    if (fn.tenant_sidecars.empty()) return;  // the common case takes no lock here
     std::shared_ptr<Sidecar> sidecar;
     {
       MutexLock lock(mu_);
