@@ -21,6 +21,7 @@
 #include "common/json.h"
 #include "host/http/http_client.h"
 #include "tests/support/raw_http.h"
+#include "tests/support/runtime_api_support.h"
 
 namespace fpgahost::functions {
 namespace {
@@ -29,74 +30,13 @@ using namespace std::chrono_literals;
 using http::ClientRequest;
 using http::ClientResponse;
 using http::Endpoint;
+using testing::BodyJson;
+using testing::Eventually;
+using testing::ListenLoopback;
+using testing::MakeInvocation;
+using testing::Results;
 
 constexpr char kNext[] = "/2018-06-01/runtime/invocation/next";
-
-// What the slot's creator does inside the namespace: a socket listening on loopback.
-int ListenLoopback() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::listen(fd, 64) != 0) {
-    ADD_FAILURE() << "cannot listen on loopback: " << std::strerror(errno);
-  }
-  return fd;
-}
-
-// Collects what `done` callbacks report.
-class Results {
- public:
-  std::function<void(InvocationResult)> Callback() {
-    return [this](InvocationResult r) {
-      std::lock_guard<std::mutex> lock(mu_);
-      got_.push_back(std::move(r));
-      cv_.notify_all();
-    };
-  }
-  // The n-th result (1-based), once it arrived.
-  std::optional<InvocationResult> Wait(size_t n = 1) {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, 10s, [&] { return got_.size() >= n; })) return std::nullopt;
-    return got_[n - 1];
-  }
-  size_t count() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return got_.size();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<InvocationResult> got_;
-};
-
-bool Eventually(const std::function<bool()>& condition) {
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return condition();
-}
-
-Invocation MakeInvocation(std::string id, std::string payload = "{\"x\":1}") {
-  Invocation inv;
-  inv.request_id = std::move(id);
-  inv.payload = std::move(payload);
-  inv.deadline =
-      std::chrono::system_clock::time_point(std::chrono::milliseconds(1'900'000'000'123));
-  inv.function_arn = "arn:aws:lambda:us-east-1:123456789012:function:echo";
-  inv.trace_id = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-  return inv;
-}
-
-Json BodyJson(const ClientResponse& r) {
-  Json j = Json::parse(r.body, nullptr, false);
-  return j.is_discarded() ? Json() : j;
-}
 
 size_t CountEntries(const char* dir) {
   size_t n = 0;

@@ -17,6 +17,7 @@
 #include "common/json.h"
 #include "host/functions/runtime_api.h"
 #include "host/http/http_client.h"
+#include "tests/support/runtime_api_support.h"
 
 namespace fpgahost::functions {
 namespace {
@@ -25,6 +26,11 @@ using namespace std::chrono_literals;
 using http::ClientRequest;
 using http::ClientResponse;
 using http::Endpoint;
+using testing::BodyJson;
+using testing::Eventually;
+using testing::ListenLoopback;
+using testing::MakeInvocation;
+using testing::Results;
 
 constexpr char kRegister[] = "/2020-01-01/extension/register";
 constexpr char kEventNext[] = "/2020-01-01/extension/event/next";
@@ -32,71 +38,9 @@ constexpr char kInitError[] = "/2020-01-01/extension/init/error";
 constexpr char kExitError[] = "/2020-01-01/extension/exit/error";
 constexpr char kNext[] = "/2018-06-01/runtime/invocation/next";
 
-int ListenLoopback() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::listen(fd, 64) != 0) {
-    ADD_FAILURE() << "cannot listen on loopback: " << std::strerror(errno);
-  }
-  return fd;
-}
-
-bool Eventually(const std::function<bool()>& condition) {
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return condition();
-}
-
-Json BodyJson(const ClientResponse& r) {
-  Json j = Json::parse(r.body, nullptr, false);
-  return j.is_discarded() ? Json() : j;
-}
-
 std::string ErrorType(const StatusOr<ClientResponse>& r) {
   return r.ok() ? BodyJson(*r).value("errorType", "") : r.status().ToString();
 }
-
-Invocation MakeInvocation(std::string id) {
-  Invocation inv;
-  inv.request_id = std::move(id);
-  inv.payload = R"({"x":1})";
-  inv.deadline =
-      std::chrono::system_clock::time_point(std::chrono::milliseconds(1'900'000'000'123));
-  inv.function_arn = "arn:aws:lambda:us-east-1:123456789012:function:echo";
-  inv.trace_id = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
-  return inv;
-}
-
-class Results {
- public:
-  std::function<void(InvocationResult)> Callback() {
-    return [this](InvocationResult r) {
-      std::lock_guard<std::mutex> lock(mu_);
-      got_.push_back(std::move(r));
-      cv_.notify_all();
-    };
-  }
-  std::optional<InvocationResult> Wait(size_t n = 1) {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, 10s, [&] { return got_.size() >= n; })) return std::nullopt;
-    return got_[n - 1];
-  }
-  size_t count() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return got_.size();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<InvocationResult> got_;
-};
 
 class RuntimeExtensionsTest : public ::testing::Test {
  protected:
@@ -282,9 +226,7 @@ TEST_F(RuntimeExtensionsTest, InvokeReachesTheExtensionAndTheInvocationEndsAfter
                   {"deadlineMs", 1'900'000'000'123},
                   {"requestId", "req-1"},
                   {"invokedFunctionArn", "arn:aws:lambda:us-east-1:123456789012:function:echo"},
-                  {"tracing",
-                   {{"type", "X-Amzn-Trace-Id"},
-                    {"value", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"}}}}));
+                  {"tracing", {{"type", "X-Amzn-Trace-Id"}, {"value", testing::kTraceId}}}}));
   EXPECT_EQ(State("logger"), "Running");
 
   // The runtime answers; `done` would have run before that answer's 202 came back.
