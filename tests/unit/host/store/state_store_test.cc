@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "tests/support/temp_dir.h"
 
@@ -120,6 +123,55 @@ TEST(StateStoreTest, TransactionRollsBackOnError) {
   });
   EXPECT_EQ(s.message(), "changed my mind");
   EXPECT_EQ(CountRows(**store, "tenants"), 0);
+}
+
+// The tenants in the database file alone, without its WAL: what checkpoints have copied there.
+// A kRuntime commit is fsynced no earlier than the checkpoint that copies it.
+std::vector<std::string> TenantsOnDisk(const TempDir& dir) {
+  std::filesystem::copy_file(dir / "state.db", dir / "disk.db",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::vector<std::string> names;
+  auto db = SqliteDb::Open((dir / "disk.db").string());
+  EXPECT_TRUE(db.ok()) << db.status().ToString();
+  auto q = (*db)->Prepare("SELECT name FROM tenants ORDER BY name");
+  if (!q.ok()) return {"(no tenants table yet)"};
+  while (*q->Step()) names.push_back(q->ColumnText(0));
+  return names;
+}
+
+Status AddTenant(StateStore& store, const std::string& name, Durability durability) {
+  return store.InTransaction(
+      [&](SqliteDb& db) { return db.Exec("INSERT INTO tenants VALUES ('" + name + "', 'now')"); },
+      durability);
+}
+
+TEST(StateStoreTest, RuntimeCommitsReachTheDatabaseFileWhenFlushed) {
+  TempDir dir;
+  auto store =
+      StateStore::Open((dir / "state.db").string(), SchemaMigrations(), std::chrono::hours(1));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE((*store)->Flush().ok());  // the schema, into the file
+  ASSERT_TRUE(AddTenant(**store, "runtime", Durability::kRuntime).ok());
+  // Committed: every reader sees it at once.
+  EXPECT_EQ(CountRows(**store, "tenants"), 1);
+  EXPECT_EQ(TenantsOnDisk(dir), std::vector<std::string>{});
+  Status flushed = (*store)->Flush();
+  ASSERT_TRUE(flushed.ok()) << flushed.ToString();
+  EXPECT_EQ(TenantsOnDisk(dir), std::vector<std::string>{"runtime"});
+}
+
+TEST(StateStoreTest, TheFlusherWritesRuntimeCommitsWithinItsInterval) {
+  TempDir dir;
+  auto store = StateStore::Open((dir / "state.db").string(), SchemaMigrations(),
+                                std::chrono::milliseconds(20));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE(AddTenant(**store, "runtime", Durability::kRuntime).ok());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (TenantsOnDisk(dir) != std::vector<std::string>{"runtime"} &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(TenantsOnDisk(dir), std::vector<std::string>{"runtime"});
 }
 
 }  // namespace
