@@ -27,7 +27,8 @@ StatusOr<Json> CliContext::Call(std::string_view method, std::string_view target
     req.body = body->dump();
     req.headers["Content-Type"] = "application/json";
   }
-  ASSIGN_OR_RETURN(http::ClientResponse res, http::Send(ep, req));
+  if (connection_ == nullptr) connection_ = std::make_unique<http::Connection>(ep);
+  ASSIGN_OR_RETURN(http::ClientResponse res, connection_->Send(req));
   return Decode(res);
 }
 

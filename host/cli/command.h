@@ -34,7 +34,7 @@ class CliContext {
 
   // Calls the API and returns the JSON body of a 2xx answer. A 4xx/5xx becomes a Status
   // carrying the envelope's code and message; a call that needs a token fails early when
-  // none was given.
+  // none was given. The calls of one command share a kept-alive connection.
   StatusOr<Json> Call(std::string_view method, std::string_view target, const Json* body = nullptr,
                       bool needs_token = true);
 
@@ -55,6 +55,7 @@ class CliContext {
   std::string token_;
   OutputFormat output_;
   std::ostream& out_;
+  std::unique_ptr<http::Connection> connection_;  // made by the first Call
 };
 
 class Command {

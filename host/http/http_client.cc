@@ -1,12 +1,14 @@
 #include "host/http/http_client.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <optional>
 
 namespace fpgahost::http {
 
@@ -41,18 +43,19 @@ StatusOr<Endpoint> ParseEndpoint(std::string_view url) {
 
 namespace {
 
-// Connects, sends the request header and body produced by `write_body`, reads the answer.
-template <typename Body, typename WriteBody>
-StatusOr<ClientResponse> Exchange(const Endpoint& endpoint, const ClientRequest& request,
-                                  bhttp::request<Body>& req, WriteBody&& write_body) {
-  asio::io_context ioc;
+std::string Where(const Endpoint& endpoint) {
+  return fmt::format("{}:{}", endpoint.host, endpoint.port);
+}
+
+StatusOr<beast::tcp_stream> Connect(asio::io_context& ioc, const Endpoint& endpoint,
+                                    std::chrono::milliseconds timeout) {
   beast::tcp_stream stream(ioc);
   beast::error_code ec;
   tcp::resolver resolver(ioc);
   auto results = resolver.resolve(endpoint.host, std::to_string(endpoint.port), ec);
-  std::string where = fmt::format("{}:{}", endpoint.host, endpoint.port);
+  std::string where = Where(endpoint);
   if (ec) return UnavailableError(fmt::format("cannot resolve {}: {}", where, ec.message()));
-  stream.expires_after(request.timeout);
+  stream.expires_after(timeout);
   stream.connect(results, ec);
   if (ec) {
     if (ec == beast::error::timeout) {
@@ -60,7 +63,12 @@ StatusOr<ClientResponse> Exchange(const Endpoint& endpoint, const ClientRequest&
     }
     return UnavailableError(fmt::format("cannot connect to {}: {}", where, ec.message()));
   }
+  return stream;
+}
 
+template <typename Body>
+Status PrepareRequest(const Endpoint& endpoint, const ClientRequest& request,
+                      bhttp::request<Body>& req, bool keep_alive) {
   auto verb = bhttp::string_to_verb(request.method);
   if (verb == bhttp::verb::unknown) {
     return InvalidArgumentError(fmt::format("unknown HTTP method '{}'", request.method));
@@ -68,20 +76,27 @@ StatusOr<ClientResponse> Exchange(const Endpoint& endpoint, const ClientRequest&
   req.method(verb);
   req.target(request.target);
   req.version(11);
-  req.set(bhttp::field::host, where);
+  req.set(bhttp::field::host, Where(endpoint));
   req.set(bhttp::field::user_agent, "fpgahost-cli");
   for (const auto& [k, v] : request.headers) req.set(k, v);
+  req.keep_alive(keep_alive);
   req.prepare_payload();
+  return Status::Ok();
+}
 
-  // A server may answer early (413, 400) and stop reading; its answer is still worth
-  // reading, so a failed write is reported only if no answer can be read either.
-  beast::error_code write_error = write_body(stream, req, request.timeout);
-
-  beast::flat_buffer buffer;
+// Reads one response from `stream`. `write_error` is how sending the request ended: a server
+// may answer early (413, 400) and stop reading, and its answer is still worth reading, so a
+// failed write is reported only if no answer can be read either. `keep_alive` is set to
+// whether the server leaves the connection open.
+StatusOr<ClientResponse> ReadResponse(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                      const Endpoint& endpoint, const ClientRequest& request,
+                                      beast::error_code write_error, bool* keep_alive) {
+  beast::error_code ec;
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(std::numeric_limits<uint64_t>::max());
   stream.expires_after(request.timeout);
   bhttp::read(stream, buffer, parser, ec);
+  std::string where = Where(endpoint);
   if (ec == beast::error::timeout) {
     return DeadlineExceededError(
         fmt::format("no answer from {} within {} ms", where, request.timeout.count()));
@@ -100,6 +115,23 @@ StatusOr<ClientResponse> Exchange(const Endpoint& endpoint, const ClientRequest&
     out.headers[name] = std::string(field.value());
   }
   out.body = std::move(res.body());
+  *keep_alive = res.keep_alive();
+  return out;
+}
+
+// Connects, sends the request header and body produced by `write_body`, reads the answer.
+template <typename Body, typename WriteBody>
+StatusOr<ClientResponse> Exchange(const Endpoint& endpoint, const ClientRequest& request,
+                                  bhttp::request<Body>& req, WriteBody&& write_body) {
+  asio::io_context ioc;
+  ASSIGN_OR_RETURN(beast::tcp_stream stream, Connect(ioc, endpoint, request.timeout));
+  RETURN_IF_ERROR(PrepareRequest(endpoint, request, req, /*keep_alive=*/false));
+  beast::error_code write_error = write_body(stream, req, request.timeout);
+  beast::flat_buffer buffer;
+  bool keep_alive = false;
+  StatusOr<ClientResponse> out =
+      ReadResponse(stream, buffer, endpoint, request, write_error, &keep_alive);
+  beast::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_both, ec);
   return out;
 }
@@ -140,6 +172,62 @@ StatusOr<ClientResponse> SendFile(const Endpoint& endpoint, const ClientRequest&
                     }
                     return wec;
                   });
+}
+
+namespace {
+
+// Between requests an HTTP/1.1 server sends nothing: a kept connection that is readable has
+// been closed (or broken) by the server, which closes idle connections after a while.
+bool PeerClosed(tcp::socket& socket) {
+  pollfd p{socket.native_handle(), POLLIN, 0};
+  return ::poll(&p, 1, 0) != 0;
+}
+
+}  // namespace
+
+struct Connection::Impl {
+  Endpoint endpoint;
+  asio::io_context ioc;
+  std::optional<beast::tcp_stream> stream;
+  beast::flat_buffer buffer;
+};
+
+Connection::Connection(Endpoint endpoint) : impl_(std::make_unique<Impl>()) {
+  impl_->endpoint = std::move(endpoint);
+}
+
+Connection::~Connection() {
+  if (impl_->stream) {
+    beast::error_code ec;
+    impl_->stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+  }
+}
+
+StatusOr<ClientResponse> Connection::Send(const ClientRequest& request) {
+  bhttp::request<bhttp::string_body> req;
+  req.body() = request.body;
+  RETURN_IF_ERROR(PrepareRequest(impl_->endpoint, request, req, /*keep_alive=*/true));
+  for (int attempt = 0;; ++attempt) {
+    if (impl_->stream && PeerClosed(impl_->stream->socket())) impl_->stream.reset();
+    bool reused = impl_->stream.has_value();
+    if (!reused) {
+      ASSIGN_OR_RETURN(beast::tcp_stream stream,
+                       Connect(impl_->ioc, impl_->endpoint, request.timeout));
+      impl_->stream.emplace(std::move(stream));
+      impl_->buffer.clear();
+    }
+    beast::error_code write_error;
+    impl_->stream->expires_after(request.timeout);
+    bhttp::write(*impl_->stream, req, write_error);
+    bool keep_alive = false;
+    StatusOr<ClientResponse> out = ReadResponse(*impl_->stream, impl_->buffer, impl_->endpoint,
+                                                request, write_error, &keep_alive);
+    if (!out.ok() || !keep_alive) impl_->stream.reset();
+    // The server closes idle connections: a reused one may be gone before the request arrived.
+    bool retry = !out.ok() && out.status().code() == StatusCode::kUnavailable && reused &&
+                 attempt == 0 && request.method != "POST";
+    if (!retry) return out;
+  }
 }
 
 }  // namespace fpgahost::http

@@ -1,11 +1,13 @@
-// A small blocking HTTP/1.1 client for the CLI and the integration tests. One request per
-// call on a fresh connection. Thread-compatible (no shared state).
+// A small blocking HTTP/1.1 client for the CLI and the integration tests: Send and SendFile
+// make one request on a fresh connection; a Connection keeps one open for many requests.
+// Thread-compatible (no shared state; a Connection belongs to one thread at a time).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -45,5 +47,24 @@ StatusOr<ClientResponse> Send(const Endpoint& endpoint, const ClientRequest& req
 StatusOr<ClientResponse> SendFile(
     const Endpoint& endpoint, const ClientRequest& request, const std::string& body_file,
     const std::function<void(uint64_t sent, uint64_t total)>& progress = nullptr);
+
+// One connection kept open between requests (HTTP/1.1 keep-alive), for a client that polls
+// or sends many requests in a row: each request after the first saves the TCP handshake and
+// the server's accept. Connects on the first Send and again after the server closed it; a
+// request other than POST that finds a reused connection closed under it is sent once more on
+// a new one (a POST is not: the server may have acted on it). Errors as Send.
+class Connection {
+ public:
+  explicit Connection(Endpoint endpoint);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  StatusOr<ClientResponse> Send(const ClientRequest& request);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace fpgahost::http

@@ -62,6 +62,9 @@ class HttpServerTest : public ::testing::Test {
       Json body = {{"word", req.params.at("word")}, {"q", req.query["q"]}};
       respond(JsonResponse(body.dump()));
     });
+    router->Add("GET", "/peer", [](Request& req, Responder respond) {
+      respond(JsonResponse(Json{{"remote", req.remote}}.dump()));
+    });
     router->Add("POST", "/body", [](Request& req, Responder respond) {
       respond(JsonResponse(Json{{"size", req.body.size()}}.dump()));
     });
@@ -185,6 +188,59 @@ TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   EXPECT_NE(c.Read(2s, "one\"}").find("200 OK"), std::string::npos);
   c.Send("GET /echo/two HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_NE(c.Read(2s, "two\"}").find("\"two\""), std::string::npos);
+}
+
+// The client side of keep-alive: http::Connection.
+std::string RemoteOf(Connection& c, const std::string& method = "GET") {
+  ClientRequest req;
+  req.method = method;
+  req.target = method == "GET" ? "/peer" : "/body";
+  StatusOr<ClientResponse> r = c.Send(req);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  if (!r.ok()) return "";
+  EXPECT_EQ(r->status, 200u) << r->body;
+  return Json::parse(r->body).value("remote", "(no remote)");
+}
+
+TEST_F(HttpServerTest, AClientConnectionSendsItsRequestsOnOneConnection) {
+  Start();
+  Connection c(Endpoint{"127.0.0.1", server_->port()});
+  std::string first = RemoteOf(c);
+  EXPECT_FALSE(first.empty());
+  EXPECT_EQ(RemoteOf(c), first);
+  EXPECT_EQ(RemoteOf(c), first);
+  // A second client is a second connection.
+  Connection other(Endpoint{"127.0.0.1", server_->port()});
+  EXPECT_NE(RemoteOf(other), first);
+}
+
+TEST_F(HttpServerTest, AClientConnectionReconnectsAfterTheServerClosedIt) {
+  ServerOptions o;
+  o.idle_timeout = 100ms;
+  Start(o);
+  Connection c(Endpoint{"127.0.0.1", server_->port()});
+  std::string first = RemoteOf(c);
+  std::this_thread::sleep_for(500ms);  // the server closes the idle connection
+  std::string second = RemoteOf(c);
+  EXPECT_FALSE(second.empty());
+  EXPECT_NE(second, first);
+  std::this_thread::sleep_for(500ms);
+  // A POST too: the closed connection is noticed before the request is sent.
+  RemoteOf(c, "POST");
+}
+
+TEST_F(HttpServerTest, AClientConnectionToNoServerIsUnavailable) {
+  Start();
+  uint16_t port = server_->port();
+  server_.reset();  // the port is closed
+  Connection c(Endpoint{"127.0.0.1", port});
+  ClientRequest req;
+  req.target = "/peer";
+  StatusOr<ClientResponse> r = c.Send(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("cannot connect"), std::string_view::npos)
+      << r.status().message();
 }
 
 TEST_F(HttpServerTest, IdleConnectionIsClosed) {
