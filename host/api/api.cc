@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+
 namespace fpgahost::api {
 
 http::Handler Authed(TokenAuthenticator& auth, Role min_role, AuthedHandler handler) {
@@ -34,6 +36,21 @@ void RespondFromPool(ThreadPool& pool, const http::Request& request, http::Respo
     respond(http::JsonResponse(result->dump(-1, ' ', false, Json::error_handler_t::replace),
                                ok_status));
   });
+}
+
+StatusOr<int64_t> QueryInteger(const http::Request& req, const std::string& key, int64_t fallback,
+                               int64_t min, int64_t max) {
+  auto it = req.query.find(key);
+  if (it == req.query.end()) return fallback;
+  int64_t v = 0;
+  const std::string& s = it->second;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max) {
+    return InvalidArgumentError(
+        fmt::format("query parameter '{}' must be an integer from {} to {}", key, min, max),
+        "INVALID_FIELD");
+  }
+  return v;
 }
 
 }  // namespace fpgahost::api

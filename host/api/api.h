@@ -53,6 +53,11 @@ http::Handler Authed(TokenAuthenticator& auth, Role min_role, AuthedHandler hand
 void RespondFromPool(ThreadPool& pool, const http::Request& request, http::Responder respond,
                      std::function<StatusOr<Json>()> work, unsigned ok_status = 200);
 
+// The integer query parameter `key`, `fallback` when absent; InvalidArgument (INVALID_FIELD)
+// naming the parameter when it is not an integer from `min` to `max`.
+StatusOr<int64_t> QueryInteger(const http::Request& req, const std::string& key, int64_t fallback,
+                               int64_t min, int64_t max);
+
 // Routes of the system API: /v1/health, /v1/version, /v1/whoami, /v1/tenants.
 void RegisterSystemRoutes(http::Router& router, ApiContext& ctx);
 

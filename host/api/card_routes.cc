@@ -22,21 +22,6 @@ http::Response AcceptedResponse(const CardManager::Accepted& a) {
   return Reply(a.started ? 202 : 200, a.card);
 }
 
-StatusOr<int64_t> QueryInteger(const http::Request& req, const std::string& key, int64_t fallback,
-                               int64_t min, int64_t max) {
-  auto it = req.query.find(key);
-  if (it == req.query.end()) return fallback;
-  int64_t v = 0;
-  const std::string& s = it->second;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max) {
-    return InvalidArgumentError(
-        fmt::format("query parameter '{}' must be an integer from {} to {}", key, min, max),
-        "INVALID_FIELD");
-  }
-  return v;
-}
-
 StatusOr<Json> ListEvents(StateStore& store, const http::Request& req) {
   for (const auto& [key, value] : req.query) {
     if (key != "after" && key != "limit" && key != "subject" && key != "kind") {

@@ -13,6 +13,9 @@
 namespace fpgahost::api {
 namespace {
 
+// The longest GET /v1/instances/{id}?wait= a client may ask for.
+constexpr int64_t kMaxWaitSeconds = 60;
+
 http::Response Reply(unsigned status, const Json& body) {
   return http::JsonResponse(body.dump(), status);
 }
@@ -81,10 +84,21 @@ void RegisterInstanceRoutes(http::Router& router, ApiContext& ctx, InstanceManag
   router.Add("GET", "/v1/instances", customer([&instances](http::Request&, P who) -> R {
                return Reply(200, Json{{"instances", instances.List(Scope(who))}});
              }));
-  router.Add("GET", "/v1/instances/{id}", customer([&instances](http::Request& req, P who) -> R {
-               ASSIGN_OR_RETURN(Json instance, instances.Get(Scope(who), req.params["id"]));
-               return Reply(200, instance);
-             }));
+  // ?wait=N: an instance in a transitional state is answered when it leaves it, or after N
+  // seconds as it is then; the request holds no thread while it waits.
+  router.Add("GET", "/v1/instances/{id}",
+             Authed(ctx.auth, Role::kCustomer,
+                    [&ctx, &instances](http::Request& req, P who, http::Responder respond) {
+                      ctx.blocking.Post([&instances, req, who, respond = std::move(respond)] {
+                        auto answer = [respond, id = req.request_id](StatusOr<Json> r) {
+                          respond(r.ok() ? Reply(200, *r) : http::ErrorResponse(r.status(), id));
+                        };
+                        StatusOr<int64_t> wait = QueryInteger(req, "wait", 0, 0, kMaxWaitSeconds);
+                        if (!wait.ok()) return answer(wait.status());
+                        instances.WhenSettled(Scope(who), req.params.at("id"),
+                                              std::chrono::seconds(*wait), answer);
+                      });
+                    }));
   router.Add("DELETE", "/v1/instances/{id}", customer([&instances](http::Request& req, P who) -> R {
                ASSIGN_OR_RETURN(Json instance, instances.Terminate(Scope(who), req.params["id"]));
                return Reply(instance["state"] == "terminated" ? 200 : 202, instance);

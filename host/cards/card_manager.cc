@@ -176,39 +176,42 @@ void CardManager::UpdateHealth(Card& card, Events& events) const {
   card.health = std::move(next);
 }
 
-Status CardManager::Save(Card& card, const Events& events) {
+Status CardManager::Save(Card& card, const Events& events, Durability durability) {
   card.updated_at = FormatRfc3339(deps_.clock.Now());
-  Status s = deps_.store.InTransaction([&](SqliteDb& db) -> Status {
-    ASSIGN_OR_RETURN(Statement upsert,
-                     db.Prepare(fmt::format("INSERT OR REPLACE INTO cards ({}) VALUES (?1, ?2, ?3, "
-                                            "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-                                            "?15, ?16, ?17, ?18, ?19)",
-                                            kColumns)));
-    upsert.Bind(1, card.info.id)
-        .Bind(2, card.info.mgmt_bdf)
-        .Bind(3, card.info.user_bdf)
-        .Bind(4, int64_t{card.present ? 1 : 0})
-        .Bind(5, card.admin_state)
-        .Bind(6, card.assignment)
-        .Bind(7, card.operation)
-        .Bind(8, card.image_state)
-        .Bind(9, card.image_id)
-        .Bind(10, card.xclbin_uuid)
-        .Bind(11, card.error_code)
-        .Bind(12, card.error_message)
-        .Bind(13, int64_t{card.needs_reset ? 1 : 0})
-        .Bind(14, fpga::HealthStateName(card.health.state))
-        .Bind(15, ReasonsToJson(card.health).dump())
-        .Bind(16, card.validation.dump())
-        .Bind(17, card.first_seen)
-        .Bind(18, card.last_seen)
-        .Bind(19, card.updated_at);
-    RETURN_IF_ERROR(upsert.Run());
-    for (const auto& [kind, detail] : events) {
-      RETURN_IF_ERROR(AppendEvent(db, deps_.clock, kind, card.info.id, detail));
-    }
-    return Status::Ok();
-  });
+  Status s = deps_.store.InTransaction(
+      [&](SqliteDb& db) -> Status {
+        ASSIGN_OR_RETURN(
+            Statement upsert,
+            db.Prepare(fmt::format("INSERT OR REPLACE INTO cards ({}) VALUES (?1, ?2, ?3, "
+                                   "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+                                   "?15, ?16, ?17, ?18, ?19)",
+                                   kColumns)));
+        upsert.Bind(1, card.info.id)
+            .Bind(2, card.info.mgmt_bdf)
+            .Bind(3, card.info.user_bdf)
+            .Bind(4, int64_t{card.present ? 1 : 0})
+            .Bind(5, card.admin_state)
+            .Bind(6, card.assignment)
+            .Bind(7, card.operation)
+            .Bind(8, card.image_state)
+            .Bind(9, card.image_id)
+            .Bind(10, card.xclbin_uuid)
+            .Bind(11, card.error_code)
+            .Bind(12, card.error_message)
+            .Bind(13, int64_t{card.needs_reset ? 1 : 0})
+            .Bind(14, fpga::HealthStateName(card.health.state))
+            .Bind(15, ReasonsToJson(card.health).dump())
+            .Bind(16, card.validation.dump())
+            .Bind(17, card.first_seen)
+            .Bind(18, card.last_seen)
+            .Bind(19, card.updated_at);
+        RETURN_IF_ERROR(upsert.Run());
+        for (const auto& [kind, detail] : events) {
+          RETURN_IF_ERROR(AppendEvent(db, deps_.clock, kind, card.info.id, detail));
+        }
+        return Status::Ok();
+      },
+      durability);
   if (!s.ok()) spdlog::error("saving card {}: {}", card.info.id, s.ToString());
   return s;
 }
@@ -251,6 +254,17 @@ Status CardManager::RescanCards(const std::vector<std::string>& ids) {
     if (!s.ok()) result = s;
   }
   return result;
+}
+
+void CardManager::NoteUserPfDriver(std::string_view id, std::string_view driver) {
+  MutexLock lock(mu_);
+  StatusOr<Card*> card = Find(id);
+  if (!card.ok()) return;
+  fpga::CardInfo& info = (*card)->info;
+  if (info.user_driver == driver) return;
+  info.user_driver = std::string(driver);
+  info.loaded_xclbin_uuid.reset();
+  (*card)->image_epoch++;  // a scan under way read the old driver
 }
 
 void CardManager::ReconcileImage(Card& card, Events& events) {
@@ -313,6 +327,14 @@ Status CardManager::MergeOne(fpga::CardInfo info, const std::string& now,
   Card& card = it->second;
   bool returned = !is_new && !card.present;
   bool bdfs_changed = card.info.user_bdf != info.user_bdf;
+  auto epoch = epochs.find(info.id);
+  bool fresh = is_new || (epoch != epochs.end() && epoch->second == card.image_epoch);
+  if (!fresh && !bdfs_changed) {
+    // Read before a change the manager made since: what that change recorded stands until the
+    // next scan.
+    info.user_driver = card.info.user_driver;
+    info.loaded_xclbin_uuid = card.info.loaded_xclbin_uuid;
+  }
   card.info = std::move(info);
   card.present = true;
   card.last_seen = now;
@@ -320,8 +342,6 @@ Status CardManager::MergeOne(fpga::CardInfo info, const std::string& now,
   if (returned) {
     events.push_back({"card.returned", {{"mgmt_bdf", card.info.mgmt_bdf}}});
   }
-  auto epoch = epochs.find(card.info.id);
-  bool fresh = is_new || (epoch != epochs.end() && epoch->second == card.image_epoch);
   if (fresh) ReconcileImage(card, events);
   UpdateHealth(card, events);
   MaybeFinishDrain(card, events);
@@ -455,7 +475,7 @@ StatusOr<Json> CardManager::Drain(std::string_view id) {
   card->admin_state = "draining";
   Events events{{"card.admin", {{"state", "draining"}}}};
   MaybeFinishDrain(*card, events);
-  RETURN_IF_ERROR(Save(*card, events));
+  RETURN_IF_ERROR(Save(*card, events, Durability::kSynced));
   return View(*card);
 }
 
@@ -464,7 +484,7 @@ StatusOr<Json> CardManager::Undrain(std::string_view id) {
   ASSIGN_OR_RETURN(Card * card, Find(id));
   if (card->admin_state == "active") return View(*card);
   card->admin_state = "active";
-  RETURN_IF_ERROR(Save(*card, {{"card.admin", {{"state", "active"}}}}));
+  RETURN_IF_ERROR(Save(*card, {{"card.admin", {{"state", "active"}}}}, Durability::kSynced));
   return View(*card);
 }
 

@@ -123,6 +123,11 @@ class CardManager : public CardPool {
   // Reads just the cards `ids` again (after their PFs changed drivers, say); other cards are
   // left to the next scan. NotFound for an unknown id.
   Status RescanCards(const std::vector<std::string>& ids) EXCLUDES(mu_);
+  // Records that card `id`'s user PF is now bound to `driver`, as a caller that changed it
+  // and saw the change through (VfioBinder reads the driver back before it returns) knows,
+  // without a rescan. The loaded xclbin is readable only through xocl: while the PF is with
+  // another driver it is unknown, and through xocl again it is read by the next scan.
+  void NoteUserPfDriver(std::string_view id, std::string_view driver) EXCLUDES(mu_);
 
   // The API's view of cards (see docs/architecture.md): ids, PFs, shell, health, sensors,
   // admin state, assignment, image, operation, last validation.
@@ -195,8 +200,9 @@ class CardManager : public CardPool {
     std::string error_code;
     std::string error_message;
     bool needs_reset = false;
-    // Moves whenever an operation starts or ends, so a scan that began before can tell its
-    // view of the image is stale.
+    // Moves whenever an operation starts or ends and when the user PF changes drivers
+    // (NoteUserPfDriver), so a scan that began before can tell that its view of the image and
+    // of the user PF's driver is stale.
     uint64_t image_epoch = 0;
     Json validation = Json::object();
     std::string first_seen;
@@ -220,7 +226,10 @@ class CardManager : public CardPool {
   // Judges the card again; a change of state or reasons adds a card.health event.
   void UpdateHealth(Card& card, Events& events) const;
   // Writes the card's row and `events` in one transaction.
-  Status Save(Card& card, const Events& events) REQUIRES(mu_);
+  // A card's load state and assignment are runtime state (see StateStore); its admin state is
+  // the operator's decision and is synced.
+  Status Save(Card& card, const Events& events, Durability durability = Durability::kRuntime)
+      REQUIRES(mu_);
   Json View(const Card& card) const;
   StatusOr<Card*> Find(std::string_view id) REQUIRES(mu_);
   // Checks before an operation: present and idle; for work also not unhealthy and held by

@@ -16,6 +16,8 @@ namespace {
 
 constexpr auto kWaitLimit = std::chrono::minutes(30);
 constexpr auto kPollInterval = std::chrono::milliseconds(250);
+// How long one GET ?wait= may wait in the daemon (below the client's 30 s request timeout).
+constexpr auto kServerWait = std::chrono::seconds(20);
 
 std::string InstancePath(const std::string& id) { return "/v1/instances/" + PercentEncode(id); }
 
@@ -52,11 +54,13 @@ void Print(CliContext& ctx, const Json& json, const std::string& text) {
   }
 }
 
-// Polls the instance until it leaves pending, stopping or terminating.
+// Waits until the instance leaves pending, stopping or terminating: the daemon answers
+// GET ?wait=N when it does (or after N seconds, and the CLI asks again).
 StatusOr<Json> WaitForInstance(CliContext& ctx, const std::string& id, Json last) {
   auto deadline = std::chrono::steady_clock::now() + kWaitLimit;
   while (true) {
-    StatusOr<Json> instance = ctx.Call("GET", InstancePath(id));
+    StatusOr<Json> instance =
+        ctx.Call("GET", InstancePath(id) + fmt::format("?wait={}", kServerWait.count()));
     // A terminated instance the daemon has already forgotten is as terminated as it gets.
     if (!instance.ok() && instance.status().code() == StatusCode::kNotFound &&
         Str(last, "state") == "terminating") {
@@ -69,6 +73,7 @@ StatusOr<Json> WaitForInstance(CliContext& ctx, const std::string& id, Json last
     if (std::chrono::steady_clock::now() > deadline) {
       return DeadlineExceededError(fmt::format("instance {} is still {}", id, Str(last, "state")));
     }
+    // A daemon without ?wait answers at once: do not spin on it.
     std::this_thread::sleep_for(kPollInterval);
   }
 }

@@ -10,6 +10,7 @@
 #include "common/ids.h"
 #include "common/logging.h"
 #include "host/store/events.h"
+#include "vfio/iommu_group.h"
 
 namespace fpgahost {
 namespace {
@@ -41,15 +42,30 @@ Json ErrorJson(const Status& s) {
 InstanceManager::InstanceManager(InstanceManagerDeps deps, InstanceManagerOptions options)
     : deps_(deps),
       options_(std::move(options)),
-      workers_(std::make_unique<ThreadPool>(options_.workers)) {}
+      workers_(std::make_unique<ThreadPool>(options_.workers)) {
+  watch_timer_ = std::thread([this] { WatchTimerLoop(); });
+}
 
 InstanceManager::~InstanceManager() { Stop(); }
 
-void InstanceManager::Stop() { workers_->Shutdown(); }
+void InstanceManager::Stop() {
+  workers_->Shutdown();
+  {
+    MutexLock lock(mu_);
+    stopping_ = true;
+  }
+  watchers_changed_.notify_all();
+  if (watch_timer_.joinable()) watch_timer_.join();
+}
 
 void InstanceManager::WaitIdle() {
   std::unique_lock<Mutex> lock(mu_);
   changed_.wait(lock, [this]() NO_THREAD_SAFETY_ANALYSIS { return running_ == 0; });
+}
+
+bool InstanceManager::IsSettled(const Instance& instance) {
+  return instance.state != "pending" && instance.state != "stopping" &&
+         instance.state != "terminating";
 }
 
 bool InstanceManager::IsLive(const Instance& instance) {
@@ -112,52 +128,122 @@ Status InstanceManager::Save(Instance& instance, const Events& events) {
                      {"group", s.group},
                      {"original_driver", s.original_driver}});
   }
-  return deps_.store.InTransaction([&](SqliteDb& db) -> Status {
-    ASSIGN_OR_RETURN(Statement upsert,
-                     db.Prepare(fmt::format("INSERT OR REPLACE INTO instances ({}) VALUES (?1, ?2, "
-                                            "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                                            kColumns)));
-    upsert.Bind(1, instance.id)
-        .Bind(2, instance.name)
-        .Bind(3, instance.tenant)
-        .Bind(4, instance.type)
-        .Bind(5, instance.state)
-        .Bind(6, instance.operation)
-        .Bind(7, int64_t{instance.vcpus})
-        .Bind(8, instance.memory_mib)
-        .Bind(9, instance.domain_name)
-        .Bind(10, slots.dump())
-        .Bind(11, instance.error_code)
-        .Bind(12, instance.error_message)
-        .Bind(13, instance.created_at)
-        .Bind(14, instance.updated_at);
-    RETURN_IF_ERROR(upsert.Run());
-    for (const auto& [kind, detail] : events) {
-      RETURN_IF_ERROR(AppendEvent(db, deps_.clock, kind, instance.id, detail));
-    }
-    return Status::Ok();
-  });
+  return deps_.store.InTransaction(
+      [&](SqliteDb& db) -> Status {
+        ASSIGN_OR_RETURN(
+            Statement upsert,
+            db.Prepare(fmt::format("INSERT OR REPLACE INTO instances ({}) VALUES (?1, ?2, "
+                                   "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                   kColumns)));
+        upsert.Bind(1, instance.id)
+            .Bind(2, instance.name)
+            .Bind(3, instance.tenant)
+            .Bind(4, instance.type)
+            .Bind(5, instance.state)
+            .Bind(6, instance.operation)
+            .Bind(7, int64_t{instance.vcpus})
+            .Bind(8, instance.memory_mib)
+            .Bind(9, instance.domain_name)
+            .Bind(10, slots.dump())
+            .Bind(11, instance.error_code)
+            .Bind(12, instance.error_message)
+            .Bind(13, instance.created_at)
+            .Bind(14, instance.updated_at);
+        RETURN_IF_ERROR(upsert.Run());
+        for (const auto& [kind, detail] : events) {
+          RETURN_IF_ERROR(AppendEvent(db, deps_.clock, kind, instance.id, detail));
+        }
+        return Status::Ok();
+      },
+      Durability::kRuntime);
 }
 
 Status InstanceManager::Transition(const std::string& id, std::string_view state,
                                    std::string_view operation, const Events& events,
                                    const Status& error) {
-  MutexLock lock(mu_);
-  Instance& i = instances_.at(id);
-  i.state = std::string(state);
-  i.operation = std::string(operation);
-  if (!error.ok()) {
-    i.error_code = std::string(error.reason().empty() ? "INTERNAL" : error.reason());
-    i.error_message = std::string(error.message());
-  } else if (state != "terminated") {
-    // A success supersedes an earlier failure; a terminated instance keeps why it failed.
-    i.error_code.clear();
-    i.error_message.clear();
+  Status s;
+  std::vector<std::function<void()>> answers;
+  {
+    MutexLock lock(mu_);
+    Instance& i = instances_.at(id);
+    i.state = std::string(state);
+    i.operation = std::string(operation);
+    if (!error.ok()) {
+      i.error_code = std::string(error.reason().empty() ? "INTERNAL" : error.reason());
+      i.error_message = std::string(error.message());
+    } else if (state != "terminated") {
+      // A success supersedes an earlier failure; a terminated instance keeps why it failed.
+      i.error_code.clear();
+      i.error_message.clear();
+    }
+    s = Save(i, events);
+    if (!s.ok()) spdlog::error("instance {}: cannot record state {}: {}", id, state, s.ToString());
+    changed_.notify_all();
+    answers = DueWatchers(id);
   }
-  Status s = Save(i, events);
-  if (!s.ok()) spdlog::error("instance {}: cannot record state {}: {}", id, state, s.ToString());
-  changed_.notify_all();
+  for (auto& answer : answers) answer();
   return s;
+}
+
+std::vector<std::function<void()>> InstanceManager::DueWatchers(std::string_view id) {
+  std::vector<std::function<void()>> answers;
+  auto now = std::chrono::steady_clock::now();
+  std::vector<Watcher> waiting;
+  for (Watcher& w : watchers_) {
+    auto it = instances_.find(w.id);
+    bool due = (id.empty() || w.id == id) &&
+               (w.deadline <= now || stopping_ || it == instances_.end() || IsSettled(it->second));
+    if (!due) {
+      waiting.push_back(std::move(w));
+      continue;
+    }
+    auto i = FindFor(w.tenant, w.id);
+    StatusOr<Json> view = i.ok() ? StatusOr<Json>(View(**i)) : StatusOr<Json>(i.status());
+    answers.push_back([done = std::move(w.done), view = std::move(view)]() { done(view); });
+  }
+  watchers_ = std::move(waiting);
+  return answers;
+}
+
+void InstanceManager::WhenSettled(std::string_view tenant, std::string_view id,
+                                  std::chrono::milliseconds timeout,
+                                  std::function<void(StatusOr<Json>)> done) {
+  std::optional<StatusOr<Json>> now;
+  {
+    MutexLock lock(mu_);
+    auto i = FindFor(tenant, id);
+    if (i.ok() && !IsSettled(**i) && timeout.count() > 0 && !stopping_ &&
+        watchers_.size() < kMaxWatchers) {
+      watchers_.push_back({std::string(id), std::string(tenant),
+                           std::chrono::steady_clock::now() + timeout, std::move(done)});
+      watchers_changed_.notify_all();
+      return;
+    }
+    now = i.ok() ? StatusOr<Json>(View(**i)) : StatusOr<Json>(i.status());
+  }
+  done(std::move(*now));
+}
+
+// std::unique_lock (which the condition variable needs) carries no thread-safety annotations.
+void InstanceManager::WatchTimerLoop() NO_THREAD_SAFETY_ANALYSIS {
+  std::unique_lock<Mutex> lock(mu_);
+  while (true) {
+    auto next = std::chrono::steady_clock::time_point::max();
+    for (const Watcher& w : watchers_) next = std::min(next, w.deadline);
+    if (next == std::chrono::steady_clock::time_point::max()) {
+      watchers_changed_.wait(
+          lock, [&]() NO_THREAD_SAFETY_ANALYSIS { return stopping_ || !watchers_.empty(); });
+    } else {
+      watchers_changed_.wait_until(lock, next,
+                                   [&]() NO_THREAD_SAFETY_ANALYSIS { return stopping_; });
+    }
+    std::vector<std::function<void()>> answers = DueWatchers({});
+    bool last = stopping_;
+    lock.unlock();
+    for (auto& answer : answers) answer();
+    lock.lock();
+    if (last) return;
+  }
 }
 
 InstanceManager::Instance InstanceManager::Snapshot(const std::string& id) const {
@@ -167,20 +253,10 @@ InstanceManager::Instance InstanceManager::Snapshot(const std::string& id) const
 
 void InstanceManager::SetSlot(const std::string& id, const Slot& slot) {
   MutexLock lock(mu_);
-  Instance& i = instances_.at(id);
-  i.slots.at(static_cast<size_t>(slot.index)) = slot;
-  Status s = Save(i, {});
-  if (!s.ok())
-    spdlog::error("instance {}: cannot record slot {}: {}", id, slot.index, s.ToString());
+  instances_.at(id).slots.at(static_cast<size_t>(slot.index)) = slot;
 }
 
 // ---- views ----------------------------------------------------------------------------------
-
-std::vector<std::string> InstanceManager::CardIds(const Instance& instance) {
-  std::vector<std::string> ids;
-  for (const Slot& s : instance.slots) ids.push_back(s.card_id);
-  return ids;
-}
 
 Json InstanceManager::SlotView(const Instance& instance, const Slot& slot) const {
   return SlotView(instance, slot, deps_.cards.Get(slot.card_id));
@@ -477,14 +553,16 @@ void InstanceManager::DoCreate(const std::string& id) {
     StatusOr<vfio::BindingRecord> record = deps_.binder.Bind(slot.user_bdf);
     if (!record.ok()) {
       failure = record.status().WithContext(fmt::format("slot {}", slot.index));
+      // Where the failed bind left the PF is for a scan to say.
+      RefreshCards({slot.card_id});
       break;
     }
     slot.bound = true;
     slot.group = record->group;
     slot.original_driver = record->original_driver;
     SetSlot(id, slot);
+    deps_.cards.NoteUserPfDriver(slot.card_id, vfio::kVfioPciDriver);
   }
-  RefreshCards(CardIds(i));
   if (failure.ok()) failure = deps_.hypervisor.Define(DomainFor(i));
   if (failure.ok()) failure = deps_.hypervisor.Start(i.domain_name);
   if (failure.ok()) {
@@ -583,12 +661,13 @@ Status InstanceManager::FreeResources(const std::string& id) {
     Status released = deps_.binder.Release(record);
     if (!released.ok()) {
       note(released);
+      RefreshCards({slot.card_id});
       continue;
     }
     slot.bound = false;
     SetSlot(id, slot);
+    deps_.cards.NoteUserPfDriver(slot.card_id, record.original_driver);
   }
-  RefreshCards(card_ids);
   note(deps_.capacity.Release(Owner(i), card_ids));
   return first;
 }

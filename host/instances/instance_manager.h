@@ -47,11 +47,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
@@ -118,6 +120,16 @@ class InstanceManager {
   StatusOr<Json> StartInstance(std::string_view tenant, std::string_view id) EXCLUDES(mu_);
   StatusOr<Json> Terminate(std::string_view tenant, std::string_view id) EXCLUDES(mu_);
 
+  // Calls `done` with the instance's view (as Get) once it has left its transitional state
+  // (pending, stopping, terminating), or after `timeout` with the view as it is then; at once
+  // when the instance is settled or not found, or when kMaxWatchers callers already wait.
+  // `done` runs on the thread that settled the instance or on the manager's timer thread,
+  // without the manager's lock: it must not block. For clients that wait on an operation
+  // without polling (GET /v1/instances/{id}?wait=N).
+  static constexpr size_t kMaxWatchers = 1024;
+  void WhenSettled(std::string_view tenant, std::string_view id, std::chrono::milliseconds timeout,
+                   std::function<void(StatusOr<Json>)> done) EXCLUDES(mu_);
+
   StatusOr<Json> ListSlots(std::string_view tenant, std::string_view id) const EXCLUDES(mu_);
   StatusOr<Json> GetSlot(std::string_view tenant, std::string_view id, int slot) const
       EXCLUDES(mu_);
@@ -172,7 +184,6 @@ class InstanceManager {
   Status Transition(const std::string& id, std::string_view state, std::string_view operation,
                     const Events& events, const Status& error = Status::Ok()) EXCLUDES(mu_);
   Json View(const Instance& instance) const;
-  static std::vector<std::string> CardIds(const Instance& instance);
   // The slot as its card (`card`, the card manager's view) shows it.
   Json SlotView(const Instance& instance, const Slot& slot) const;
   Json SlotView(const Instance& instance, const Slot& slot, const StatusOr<Json>& card) const;
@@ -183,6 +194,9 @@ class InstanceManager {
   // empty, FailedPrecondition (INCORRECT_INSTANCE_STATE) when `i` is not running.
   static StatusOr<const Slot*> FindSlot(const Instance& i, int slot, std::string_view running_for);
   Instance Snapshot(const std::string& id) const EXCLUDES(mu_);
+  // Records a slot's binding in memory; the operation's closing Transition writes it. The
+  // binding journal covers a crash in between: start-up releases a completed binding that no
+  // live instance holds, and finishes a terminate (a second release of a slot is a no-op).
   void SetSlot(const std::string& id, const Slot& slot) EXCLUDES(mu_);
   vfio::DomainSpec DomainFor(const Instance& instance) const;
   void RunOperation(std::function<void()> body) REQUIRES(mu_);
@@ -209,8 +223,25 @@ class InstanceManager {
   InstanceManagerDeps deps_;
   const InstanceManagerOptions options_;
 
+  static bool IsSettled(const Instance& instance);
+  // Answers the watchers of `id` (every watcher, when `id` is empty) that are due: their
+  // instance settled, or their deadline passed. The answers are returned to be called
+  // without mu_.
+  std::vector<std::function<void()>> DueWatchers(std::string_view id) REQUIRES(mu_);
+  void WatchTimerLoop() EXCLUDES(mu_);
+
   mutable Mutex mu_;
   std::map<std::string, Instance, std::less<>> instances_ GUARDED_BY(mu_);
+  struct Watcher {
+    std::string id;
+    std::string tenant;
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(StatusOr<Json>)> done;
+  };
+  std::vector<Watcher> watchers_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::condition_variable_any watchers_changed_;
+  std::thread watch_timer_;
   int running_ GUARDED_BY(mu_) = 0;
   std::condition_variable_any changed_;
   std::unique_ptr<ThreadPool> workers_;

@@ -7,31 +7,35 @@ namespace fpgahost {
 using vfio::BindingJournalEntry;
 
 Status StoreBindingJournal::Put(const BindingJournalEntry& entry) {
-  return store_.InTransaction([&](SqliteDb& db) -> Status {
-    ASSIGN_OR_RETURN(Statement upsert,
-                     db.Prepare("INSERT OR REPLACE INTO vfio_bindings (bdf, operation, "
-                                "original_driver, iommu_group, complete, updated_at) "
-                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
-    upsert.Bind(1, entry.bdf)
-        .Bind(2, vfio::OperationName(entry.operation))
-        .Bind(3, entry.original_driver)
-        .Bind(4, entry.group)
-        .Bind(5, int64_t{entry.complete ? 1 : 0})
-        .Bind(6, FormatRfc3339(clock_.Now()));
-    RETURN_IF_ERROR(upsert.Run());
-    return AppendEvent(db, clock_, "vfio.binding", entry.bdf,
-                       {{"operation", std::string(vfio::OperationName(entry.operation))},
-                        {"original_driver", entry.original_driver},
-                        {"complete", entry.complete}});
-  });
+  return store_.InTransaction(
+      [&](SqliteDb& db) -> Status {
+        ASSIGN_OR_RETURN(Statement upsert,
+                         db.Prepare("INSERT OR REPLACE INTO vfio_bindings (bdf, operation, "
+                                    "original_driver, iommu_group, complete, updated_at) "
+                                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+        upsert.Bind(1, entry.bdf)
+            .Bind(2, vfio::OperationName(entry.operation))
+            .Bind(3, entry.original_driver)
+            .Bind(4, entry.group)
+            .Bind(5, int64_t{entry.complete ? 1 : 0})
+            .Bind(6, FormatRfc3339(clock_.Now()));
+        RETURN_IF_ERROR(upsert.Run());
+        return AppendEvent(db, clock_, "vfio.binding", entry.bdf,
+                           {{"operation", std::string(vfio::OperationName(entry.operation))},
+                            {"original_driver", entry.original_driver},
+                            {"complete", entry.complete}});
+      },
+      Durability::kRuntime);
 }
 
 Status StoreBindingJournal::Erase(std::string_view bdf) {
-  return store_.InTransaction([&](SqliteDb& db) -> Status {
-    ASSIGN_OR_RETURN(Statement erase, db.Prepare("DELETE FROM vfio_bindings WHERE bdf = ?1"));
-    erase.Bind(1, bdf);
-    return erase.Run();
-  });
+  return store_.InTransaction(
+      [&](SqliteDb& db) -> Status {
+        ASSIGN_OR_RETURN(Statement erase, db.Prepare("DELETE FROM vfio_bindings WHERE bdf = ?1"));
+        erase.Bind(1, bdf);
+        return erase.Run();
+      },
+      Durability::kRuntime);
 }
 
 StatusOr<std::vector<BindingJournalEntry>> StoreBindingJournal::Query(std::string_view bdf) const {

@@ -142,6 +142,33 @@ TEST_F(InstanceTest, CreateLoadDescribeClearTerminate) {
   EXPECT_EQ(Get("/v1/instances", demo_)["instances"].size(), 1u);
 }
 
+TEST_F(InstanceTest, AGetWithWaitAnswersOnceTheOperationIsOver) {
+  StartDaemon();
+  http::ClientResponse r = Call("POST", "/v1/instances", {{"type", "fpga.small"}});
+  ASSERT_EQ(r.status, 202u) << r.body;
+  std::string id = Json::parse(r.body)["id"];
+  // One request, no polling: answered when the instance is running.
+  http::ClientResponse waited = Call("GET", "/v1/instances/" + id + "?wait=30");
+  ASSERT_EQ(waited.status, 200u) << waited.body;
+  EXPECT_EQ(Json::parse(waited.body)["state"], "running") << waited.body;
+
+  ASSERT_EQ(Call("DELETE", "/v1/instances/" + id).status, 202u);
+  waited = Call("GET", "/v1/instances/" + id + "?wait=30");
+  ASSERT_EQ(waited.status, 200u) << waited.body;
+  EXPECT_EQ(Json::parse(waited.body)["state"], "terminated") << waited.body;
+
+  for (const char* bad : {"?wait=soon", "?wait=-1", "?wait=61"}) {
+    http::ClientResponse refused = Call("GET", "/v1/instances/" + id + bad);
+    EXPECT_EQ(refused.status, 400u) << bad << ": " << refused.body;
+    Json error = Json::parse(refused.body, nullptr, false)["error"];
+    EXPECT_EQ(error["code"], "INVALID_FIELD") << refused.body;
+    EXPECT_THAT(error["message"].get<std::string>(), HasSubstr("'wait'"));
+  }
+  // Another tenant waits on nothing: the instance does not exist for it.
+  std::string other = Json::parse(Post("/v1/tenants", {{"name", "other"}}).body)["token"]["secret"];
+  EXPECT_EQ(Call("GET", "/v1/instances/" + id + "?wait=30", nullptr, other).status, 404u);
+}
+
 TEST_F(InstanceTest, LoadsThatMustFail) {
   StartDaemon();
   Json instance = Create("fpga.small");

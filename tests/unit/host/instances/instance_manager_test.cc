@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <optional>
 #include <set>
@@ -493,6 +494,72 @@ TEST_F(InstanceManagerTest, StartThatFailsLeavesTheInstanceStoppedWithTheReason)
   view = Get(id);
   EXPECT_EQ(view["state"], "running");
   EXPECT_EQ(view["error"], nullptr) << "a running instance still shows a stale error";
+}
+
+// ---- waiting on an operation ------------------------------------------------------------------
+
+// What WhenSettled answered, and whether it had answered before it returned.
+struct Settled {
+  std::future<StatusOr<Json>> answer;
+  bool at_once = false;
+};
+
+Settled WaitSettled(InstanceManager& instances, const std::string& tenant, const std::string& id,
+                    std::chrono::milliseconds timeout) {
+  auto promise = std::make_shared<std::promise<StatusOr<Json>>>();
+  Settled settled{promise->get_future()};
+  instances.WhenSettled(tenant, id, timeout,
+                        [promise](StatusOr<Json> view) { promise->set_value(std::move(view)); });
+  settled.at_once = settled.answer.wait_for(0s) == std::future_status::ready;
+  return settled;
+}
+
+TEST_F(InstanceManagerTest, AWaiterIsAnsweredWhenTheOperationEnds) {
+  std::string id = CreateRunning("acme", "fpga.small");
+  hypervisor_.set_ignore_acpi(true);  // the stop takes shutdown_timeout (200 ms)
+  StatusOr<Json> stopping = instances().StopInstance("acme", id);
+  ASSERT_TRUE(stopping.ok()) << stopping.status().ToString();
+  ASSERT_EQ((*stopping)["state"], "stopping");
+
+  Settled settled = WaitSettled(instances(), "acme", id, 30s);
+  EXPECT_FALSE(settled.at_once) << "answered while the instance was still stopping";
+  ASSERT_EQ(settled.answer.wait_for(10s), std::future_status::ready);
+  StatusOr<Json> view = settled.answer.get();
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  EXPECT_EQ((*view)["state"], "stopped");
+  EXPECT_EQ((*view)["id"], id);
+}
+
+TEST_F(InstanceManagerTest, AWaiterWhoseTimeoutPassesGetsTheInstanceAsItIs) {
+  std::string id = CreateRunning("acme", "fpga.small");
+  hypervisor_.set_ignore_acpi(true);
+  ASSERT_TRUE(instances().StopInstance("acme", id).ok());
+  Settled settled = WaitSettled(instances(), "acme", id, 20ms);
+  ASSERT_EQ(settled.answer.wait_for(10s), std::future_status::ready);
+  StatusOr<Json> view = settled.answer.get();
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  EXPECT_EQ((*view)["state"], "stopping");
+  instances().WaitIdle();
+}
+
+TEST_F(InstanceManagerTest, AWaiterOnASettledOrUnknownInstanceIsAnsweredAtOnce) {
+  std::string id = CreateRunning("acme", "fpga.small");
+  Settled running = WaitSettled(instances(), "acme", id, 30s);
+  ASSERT_TRUE(running.at_once);
+  StatusOr<Json> view = running.answer.get();
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  EXPECT_EQ((*view)["state"], "running");
+
+  Settled unknown = WaitSettled(instances(), "acme", "i-00000000000000000", 30s);
+  ASSERT_TRUE(unknown.at_once);
+  ExpectError(unknown.answer.get().status(), StatusCode::kNotFound, kReasonInstanceNotFound);
+  // Another tenant's instance, even mid-operation, is as unknown.
+  hypervisor_.set_ignore_acpi(true);
+  ASSERT_TRUE(instances().StopInstance("acme", id).ok());
+  Settled other = WaitSettled(instances(), "globex", id, 30s);
+  ASSERT_TRUE(other.at_once);
+  ExpectError(other.answer.get().status(), StatusCode::kNotFound, kReasonInstanceNotFound);
+  instances().WaitIdle();
 }
 
 // ---- slots ------------------------------------------------------------------------------------
