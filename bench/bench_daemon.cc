@@ -47,8 +47,8 @@ BenchDaemon StartBenchDaemon(const std::filesystem::path& bin_dir,
 
 BenchDaemon StartFleetDaemon(const std::filesystem::path& bin_dir,
                              const std::filesystem::path& data_dir, int cards,
-                             const std::vector<std::string>& args) {
-  std::filesystem::path fleet = data_dir / "fleet";
+                             const std::vector<std::string>& args, std::filesystem::path fleet) {
+  if (fleet.empty()) fleet = data_dir / "fleet";
   auto catalogue = images::ParseShellCatalogue(DefaultShellCatalogueJson(), "built-in");
   Status made = catalogue.ok()
                     ? fpga::emu::CreateEmulatedFleet(fleet, cards, catalogue->shells().front(),

@@ -22,11 +22,13 @@ BenchDaemon StartBenchDaemon(const std::filesystem::path& bin_dir,
                              const std::vector<std::string>& args);
 
 // Makes an emulated fleet of `cards` cards (the built-in catalogue's first shell, load time 0)
-// in <data_dir>/fleet and starts fpgahostd on it with the emulated XRT and xbmgmt built beside
-// it, a slow card poll and `args`. port 0 when either failed (said on stderr).
+// in `fleet` (<data_dir>/fleet when empty) and starts fpgahostd on it with the emulated XRT and
+// xbmgmt built beside it, a slow card poll and `args`. port 0 when either failed (said on
+// stderr).
 BenchDaemon StartFleetDaemon(const std::filesystem::path& bin_dir,
                              const std::filesystem::path& data_dir, int cards,
-                             const std::vector<std::string>& args);
+                             const std::vector<std::string>& args,
+                             std::filesystem::path fleet = {});
 
 // SIGTERM, then waits for it.
 void StopBenchDaemon(const BenchDaemon& daemon);
