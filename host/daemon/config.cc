@@ -71,6 +71,7 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
   int64_t max_body = static_cast<int64_t>(c.max_body_bytes);
   int64_t image_max = static_cast<int64_t>(c.image_max_bytes);
   double scan_seconds = std::chrono::duration<double>(c.card_scan_interval).count();
+  double sync_seconds = std::chrono::duration<double>(c.state_sync_interval).count();
   int64_t load_timeout = c.card_load_timeout.count();
   int64_t shutdown_timeout = c.instance_shutdown_timeout.count();
   int64_t reset_timeout = c.card_reset_timeout.count();
@@ -99,6 +100,9 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
       "XRT library loaded at run time to program cards through their user PF")(
       "xbmgmt", po::value<std::string>(&c.xbmgmt)->default_value(c.xbmgmt),
       "XRT's xbmgmt tool: loads through the management PF and resets cards")(
+      "state-sync-interval", po::value<double>(&sync_seconds)->default_value(sync_seconds),
+      "seconds the host's runtime state may wait in the WAL before it is fsynced; 0: every "
+      "change is fsynced before the API answers")(
       "log-level", po::value<std::string>(&c.log_level)->default_value(c.log_level),
       "trace, debug, info, warn, error or off")(
       "http-threads", po::value<int>(&c.http_threads)->default_value(c.http_threads),
@@ -224,6 +228,11 @@ StatusOr<ParsedCommandLine> ParseDaemonCommandLine(int argc, const char* const* 
         fmt::format("card-scan-interval {} is out of range (0.05 to 3600 seconds)", scan_seconds));
   }
   c.card_scan_interval = std::chrono::milliseconds(static_cast<int64_t>(scan_seconds * 1000));
+  if (!(sync_seconds >= 0 && sync_seconds <= 60)) {
+    return InvalidArgumentError(
+        fmt::format("state-sync-interval {} is out of range (0 to 60 seconds)", sync_seconds));
+  }
+  c.state_sync_interval = std::chrono::milliseconds(static_cast<int64_t>(sync_seconds * 1000));
   RETURN_IF_ERROR(CheckRange<int64_t>("card-load-timeout", load_timeout, 1, 3600));
   RETURN_IF_ERROR(CheckRange<int64_t>("card-reset-timeout", reset_timeout, 1, 3600));
   RETURN_IF_ERROR(CheckRange<int64_t>("card-validate-timeout", validate_timeout, 1, 3600));

@@ -30,6 +30,10 @@ struct DaemonConfig {
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   std::chrono::seconds idle_timeout{60};
+  // How long a change to the host's runtime state (instances, the card ledger, the VFIO
+  // binding journal) may stay in the store's WAL before it is fsynced; 0: before the API
+  // answers, as every other change (see host/store/state_store.h).
+  std::chrono::milliseconds state_sync_interval{1000};
 
   // Images.
   uint64_t image_max_bytes = uint64_t{2} << 30;

@@ -257,7 +257,8 @@ StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   const fs::path& dir = parts->started.data_dir;
   RETURN_IF_ERROR(EnsureWritableDir(dir, 0700).WithContext("data dir"));
   ASSIGN_OR_RETURN(parts->lock, DataDirLock::Acquire(dir));
-  ASSIGN_OR_RETURN(parts->store, StateStore::Open((dir / "state.db").string()));
+  ASSIGN_OR_RETURN(parts->store, StateStore::Open((dir / "state.db").string(), SchemaMigrations(),
+                                                  config.state_sync_interval));
   parts->auth = std::make_unique<TokenAuthenticator>(*parts->store, RealClock());
   RETURN_IF_ERROR(parts->auth->Load());
   RETURN_IF_ERROR(CreateFirstTokens(*parts->auth, parts->started));
@@ -353,6 +354,7 @@ const Daemon::Started& Daemon::started() const { return parts_->started; }
 void Daemon::Shutdown() {
   if (!parts_) return;
   // Order matters: stop taking requests, finish queued work, then close the store.
+  parts_->instances->StopWaiters();
   parts_->server->Shutdown();
   parts_->invoker->Stop();
   parts_->instances->Stop();

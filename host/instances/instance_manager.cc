@@ -50,12 +50,16 @@ InstanceManager::~InstanceManager() { Stop(); }
 
 void InstanceManager::Stop() {
   workers_->Shutdown();
+  StopWaiters();
+  if (watch_timer_.joinable()) watch_timer_.join();
+}
+
+void InstanceManager::StopWaiters() {
   {
     MutexLock lock(mu_);
     stopping_ = true;
   }
   watchers_changed_.notify_all();
-  if (watch_timer_.joinable()) watch_timer_.join();
 }
 
 void InstanceManager::WaitIdle() {

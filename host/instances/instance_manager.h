@@ -106,8 +106,11 @@ class InstanceManager {
 
   // Loads the table and reconciles (see above). Call after the card manager has started.
   Status Start() EXCLUDES(mu_);
-  // Waits for running operations. Idempotent.
+  // Waits for running operations and answers every WhenSettled waiter. Idempotent.
   void Stop() EXCLUDES(mu_);
+  // Answers every WhenSettled waiter now, and later ones at once; operations go on. The first
+  // step of a shutdown, so that the API server's need not wait for clients that wait.
+  void StopWaiters() EXCLUDES(mu_);
 
   const std::vector<InstanceType>& types() const { return options_.types; }
 

@@ -42,8 +42,11 @@ StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path,
   RETURN_IF_ERROR(flusher_db->Exec("PRAGMA synchronous=FULL"));
   std::unique_ptr<StateStore> store(new StateStore(std::move(db), std::move(flusher_db)));
   RETURN_IF_ERROR(store->Migrate(migrations));
-  store->flusher_ =
-      std::thread([s = store.get(), flush_interval] { s->FlushLoop(flush_interval); });
+  store->flush_interval_ = flush_interval;
+  if (flush_interval.count() > 0) {
+    store->flusher_ =
+        std::thread([s = store.get(), flush_interval] { s->FlushLoop(flush_interval); });
+  }
   return store;
 }
 
@@ -69,11 +72,14 @@ Status StateStore::Flush() {
                                      &log_frames, &copied_frames);
   if (rc == SQLITE_OK && copied_frames >= log_frames) return Status::Ok();
   {
-    // A reader held back part of the log (or the checkpoint failed): try again next time.
+    // A reader held back part of the log, another checkpoint was running (BUSY), or the
+    // checkpoint failed: try again next time.
     MutexLock lock(flush_mu_);
     unsynced_ = true;
   }
-  if (rc != SQLITE_OK) return flusher_db_->Error(rc, "flushing the state database");
+  if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY) {
+    return flusher_db_->Error(rc, "flushing the state database");
+  }
   return Status::Ok();
 }
 
@@ -124,6 +130,7 @@ Status StateStore::Migrate(std::span<const Migration> migrations) {
 
 Status StateStore::InTransaction(const std::function<Status(SqliteDb&)>& body,
                                  Durability durability) {
+  if (flush_interval_.count() == 0) durability = Durability::kSynced;
   {
     MutexLock lock(write_mu_);
     if (durability != commits_) {

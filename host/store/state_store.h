@@ -57,7 +57,8 @@ class StateStore {
   // Opens or creates the database. Errors: DataLoss (STORE_CORRUPT) for a file that is not
   // a database or fails its integrity check; FailedPrecondition (STORE_TOO_NEW) for a schema
   // newer than `migrations`; Internal for I/O failures. Nothing is written on failure.
-  // `flush_interval` bounds how long a kRuntime commit may stay off the disk.
+  // `flush_interval` bounds how long a kRuntime commit may stay off the disk; 0 makes every
+  // commit kSynced.
   static StatusOr<std::unique_ptr<StateStore>> Open(
       const std::string& path, std::span<const Migration> migrations = SchemaMigrations(),
       std::chrono::milliseconds flush_interval = kDefaultFlushInterval);
@@ -71,7 +72,9 @@ class StateStore {
   Status InTransaction(const std::function<Status(SqliteDb&)>& body,
                        Durability durability = Durability::kSynced) EXCLUDES(write_mu_);
 
-  // Makes every commit so far durable now (a checkpoint through the flusher's connection).
+  // Makes every commit so far durable now: a checkpoint through the flusher's connection.
+  // When a reader or another checkpoint holds part of the log back, the flusher tries again at
+  // its next interval. Errors: the checkpoint's I/O errors.
   Status Flush() EXCLUDES(flush_mu_);
 
  private:
@@ -81,6 +84,7 @@ class StateStore {
   void FlushLoop(std::chrono::milliseconds interval) EXCLUDES(flush_mu_);
 
   std::unique_ptr<SqliteDb> db_;
+  std::chrono::milliseconds flush_interval_{kDefaultFlushInterval};
   Mutex write_mu_;
   Durability commits_ GUARDED_BY(write_mu_) = Durability::kSynced;
   int schema_version_ = 0;

@@ -42,6 +42,11 @@ TEST(ConfigTest, CommandLineSetsEveryKey) {
   EXPECT_EQ(p->config.http_threads, 4);
   EXPECT_EQ(p->config.max_body_bytes, 2048u);
   EXPECT_EQ(p->config.idle_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(Parse({})->config.state_sync_interval, std::chrono::seconds(1));
+  EXPECT_EQ(Parse({"--state-sync-interval", "0"})->config.state_sync_interval,
+            std::chrono::milliseconds(0));
+  EXPECT_EQ(Parse({"--state-sync-interval", "0.25"})->config.state_sync_interval,
+            std::chrono::milliseconds(250));
 }
 
 TEST(ConfigTest, FileIsReadAndCommandLineWins) {
@@ -82,6 +87,8 @@ TEST(ConfigTest, BadValuesNameTheKey) {
            {{"--http-threads", "many"}, "http-threads"},
            {{"--http-idle-timeout", "-1"}, "http-idle-timeout"},
            {{"--function-affinity-wait", "60001"}, "function-affinity-wait = 60001"},
+           {{"--state-sync-interval", "-1"}, "state-sync-interval -1 is out of range"},
+           {{"--state-sync-interval", "61"}, "state-sync-interval 61 is out of range"},
        }) {
     auto p = Parse(c.args);
     ASSERT_FALSE(p.ok()) << c.args[0];

@@ -174,5 +174,31 @@ TEST(StateStoreTest, TheFlusherWritesRuntimeCommitsWithinItsInterval) {
   EXPECT_EQ(TenantsOnDisk(dir), std::vector<std::string>{"runtime"});
 }
 
+// How the connection commits now: 1 NORMAL (kRuntime), 2 FULL (kSynced).
+int64_t Synchronous(StateStore& store) {
+  auto q = store.db().Prepare("PRAGMA synchronous");
+  EXPECT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_TRUE(*q->Step());
+  return q->ColumnInt64(0);
+}
+
+TEST(StateStoreTest, RuntimeCommitsAreSyncedAtOnceWithoutAFlushInterval) {
+  TempDir dir;
+  auto relaxed =
+      StateStore::Open((dir / "a.db").string(), SchemaMigrations(), std::chrono::seconds(1));
+  ASSERT_TRUE(relaxed.ok()) << relaxed.status().ToString();
+  ASSERT_TRUE(AddTenant(**relaxed, "runtime", Durability::kRuntime).ok());
+  EXPECT_EQ(Synchronous(**relaxed), 1);
+  ASSERT_TRUE(AddTenant(**relaxed, "synced", Durability::kSynced).ok());
+  EXPECT_EQ(Synchronous(**relaxed), 2);
+
+  auto strict =
+      StateStore::Open((dir / "b.db").string(), SchemaMigrations(), std::chrono::milliseconds(0));
+  ASSERT_TRUE(strict.ok()) << strict.status().ToString();
+  ASSERT_TRUE(AddTenant(**strict, "runtime", Durability::kRuntime).ok());
+  EXPECT_EQ(Synchronous(**strict), 2);
+  EXPECT_EQ(CountRows(**strict, "tenants"), 1);
+}
+
 }  // namespace
 }  // namespace fpgahost
