@@ -4,7 +4,6 @@
 #include "host/functions/function_slot.h"
 
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,7 +13,6 @@
 #include <fstream>
 #include <future>
 #include <map>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -23,44 +21,21 @@
 #include "host/http/http_server.h"
 #include "tests/support/bash_runtime.h"
 #include "tests/support/bwrap.h"
+#include "tests/support/sandbox_output.h"
 #include "tests/support/temp_dir.h"
 
 namespace fpgahost::functions {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
 // Well below the graces the tests give extensions: a wait that ends within it ended early.
 constexpr auto kPatience = 60s;
 
 using testing::BwrapUnusableReason;
 
-// Everything `fd` (nonblocking) delivers up to end of file.
-std::string ReadToEnd(int fd) {
-  std::string text;
-  char buffer[4096];
-  auto deadline = Clock::now() + kPatience;
-  while (Clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 1000) <= 0) continue;
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
-    if (n > 0) text.append(buffer, static_cast<size_t>(n));
-  }
-  return text;
-}
-
-std::map<std::string, std::string> KeyValues(const std::string& text) {
-  std::map<std::string, std::string> out;
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    size_t eq = line.find('=');
-    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return out;
-}
+std::string ReadToEnd(int fd) { return testing::ReadToEnd(fd, kPatience); }
+using testing::KeyValues;
 
 class FunctionSlotExtensionsTest : public ::testing::Test {
  protected:

@@ -23,6 +23,7 @@
 #include "host/functions/sandbox_bwrap.h"
 #include "host/functions/sandbox_proc.h"
 #include "tests/support/bwrap.h"
+#include "tests/support/sandbox_output.h"
 #include "tests/support/temp_dir.h"
 
 namespace fpgahost::functions {
@@ -53,36 +54,8 @@ bool ReadUntil(int fd, std::string& text, Clock::time_point deadline, Done done)
   return true;
 }
 
-// Everything `fd` (nonblocking) delivers up to end of file.
-std::string ReadToEnd(int fd) {
-  std::string text;
-  char buffer[4096];
-  auto deadline = Clock::now() + kPatience;
-  while (true) {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) break;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
-    if (n > 0) text.append(buffer, static_cast<size_t>(n));
-  }
-  return text;
-}
-
-std::map<std::string, std::string> KeyValues(const std::string& text) {
-  std::map<std::string, std::string> out;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(start, end - start);
-    size_t eq = line.find('=');
-    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
-    start = end + 1;
-  }
-  return out;
-}
+std::string ReadToEnd(int fd) { return testing::ReadToEnd(fd, kPatience); }
+using testing::KeyValues;
 
 // A TCP listener on the host's 127.0.0.1, port chosen by the kernel.
 struct HostListener {
