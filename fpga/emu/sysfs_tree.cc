@@ -108,8 +108,6 @@ Status WriteFunction(const fs::path& root, const Function& f, uint16_t subsystem
   RETURN_IF_ERROR(WriteText(dir / "subsystem_device", fmt::format("0x{:04x}\n", subsystem_device)));
   RETURN_IF_ERROR(WriteText(dir / "driver_override", std::string(kUnsetOverride) + "\n"));
   RETURN_IF_ERROR(WriteText(dir / "remove", ""));
-  RETURN_IF_ERROR(
-      MakeLink(UpTo("bus/pci/devices") + rel.string(), root / "bus/pci/devices" / f.bdf));
 
   fs::path group_rel = fs::path("kernel/iommu_groups") / std::to_string(f.iommu_group);
   RETURN_IF_ERROR(MakeDirs(root / group_rel / "devices"));
@@ -157,7 +155,15 @@ Status WriteCard(const fs::path& root, int index, const images::ShellSpec& shell
   RETURN_IF_ERROR(WriteText(xmc / "xmc_12v_pex_vol", fmt::format("{}\n", kRailMillivolts)));
   RETURN_IF_ERROR(WriteText(xmc / "xmc_12v_pex_curr", fmt::format("{}\n", kHealthyPexMilliamps)));
   RETURN_IF_ERROR(WriteText(xmc / "xmc_12v_aux_vol", fmt::format("{}\n", kRailMillivolts)));
-  return WriteText(xmc / "xmc_12v_aux_curr", fmt::format("{}\n", kHealthyAuxMilliamps));
+  RETURN_IF_ERROR(WriteText(xmc / "xmc_12v_aux_curr", fmt::format("{}\n", kHealthyAuxMilliamps)));
+  // Listed last, user PF first: a scan of a fleet being written (`emu init` under a running
+  // daemon, a hot-plugged card) sees whole cards or none, never a management PF without its
+  // user PF or sensors.
+  for (const Function* f : {&user, &mgmt}) {
+    RETURN_IF_ERROR(MakeLink(UpTo("bus/pci/devices") + (fs::path(kPciRoot) / f->bdf).string(),
+                             root / "bus/pci/devices" / f->bdf));
+  }
+  return Status::Ok();
 }
 
 // Leaves `root` an existing, empty directory, or says why it may not be used.
